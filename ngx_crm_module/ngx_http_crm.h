@@ -1,0 +1,170 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+#ifndef _NGX_HTTP_CRM_H_INCLUDED_
+#define _NGX_HTTP_CRM_H_INCLUDED_
+
+
+/*
+ * The types that the module's files share: the main and location
+ * configuration, and the per-request context the variables read.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_crm_policy.h"
+#include "ngx_http_crm_pg.h"
+
+
+#define NGX_HTTP_CRM_VERSION     "0.1.0"
+
+#define NGX_HTTP_CRM_SHA256_HEX  64
+
+#define NGX_HTTP_CRM_LATENCY_N   1024
+#define NGX_HTTP_CRM_WORKERS_MAX 128
+
+
+typedef enum {
+    NGX_HTTP_CRM_CAPTURE_OFF = 0,
+    NGX_HTTP_CRM_CAPTURE_ORDER,
+    NGX_HTTP_CRM_CAPTURE_PAYMENT,
+    NGX_HTTP_CRM_CAPTURE_STATUS,
+    NGX_HTTP_CRM_CAPTURE_FEEDBACK
+} ngx_http_crm_capture_e;
+
+
+typedef enum {
+    NGX_HTTP_CRM_STATE_OFF = 0,
+    NGX_HTTP_CRM_STATE_OK,
+    NGX_HTTP_CRM_STATE_NO_CUSTOMER,
+    NGX_HTTP_CRM_STATE_BAD_BODY,
+    NGX_HTTP_CRM_STATE_DB_UNAVAILABLE
+} ngx_http_crm_state_e;
+
+
+/*
+ * Counters and gauges in shared memory, common to the workers and kept
+ * across reloads.  conn_* gauges are sums of what each worker adds and
+ * takes back; spool_bytes has a slot a worker number, which a worker
+ * restarted after a crash takes over, so what a dead worker left is not
+ * counted twice.
+ */
+
+typedef struct {
+    ngx_atomic_t             captured;
+    ngx_atomic_t             written;
+    ngx_atomic_t             spooled;
+    ngx_atomic_t             replayed;
+    ngx_atomic_t             bad_body;
+    ngx_atomic_t             rejected;
+    ngx_atomic_t             spool_bytes[NGX_HTTP_CRM_WORKERS_MAX];
+    ngx_atomic_t             conn_up;
+    ngx_atomic_t             conn_busy;
+    ngx_atomic_t             conn_failures;
+    ngx_atomic_t             errors;
+    ngx_atomic_t             latency_next;
+    ngx_atomic_t             latency[NGX_HTTP_CRM_LATENCY_N];  /* ms */
+} ngx_http_crm_stats_t;
+
+
+typedef struct ngx_http_crm_spool_s  ngx_http_crm_spool_t;
+
+
+typedef struct {
+    ngx_http_crm_policy_t   *policy;
+    ngx_str_t                policy_file;
+    u_char                   policy_sha256[NGX_HTTP_CRM_SHA256_HEX];
+    time_t                   policy_loaded_at;
+
+    ngx_path_t              *spool_path;
+    ngx_shm_zone_t          *shm_zone;
+    ngx_http_crm_stats_t    *stats;
+
+    /* the worker's own, made in init_process */
+    ngx_http_crm_pg_t       *pg;
+    ngx_http_crm_spool_t    *spool;
+    uint32_t                 event_rand;
+    uint64_t                 event_seq;
+
+    ngx_uint_t               capture_used;
+
+    /* the directive and its line, for "needs crm_policy" errors */
+    ngx_str_t                needs_policy;
+    ngx_str_t                needs_policy_file;
+    ngx_uint_t               needs_policy_line;
+} ngx_http_crm_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t               capture;     /* ngx_http_crm_capture_e */
+    ngx_flag_t               banner;
+
+    ngx_hash_t               banner_types;
+    ngx_array_t             *banner_types_keys;
+} ngx_http_crm_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_crm_state_e     state;
+    ngx_time_t               received;
+    unsigned                 done:1;
+
+    ngx_str_t                customer;
+    ngx_str_t                card;
+    ngx_str_t                tier;
+    ngx_uint_t               discount;
+    ngx_str_t                promise;
+    ngx_str_t                gift;
+    ngx_str_t                ticket;
+    ngx_str_t                banner;
+    unsigned                 holdout:1;
+} ngx_http_crm_ctx_t;
+
+
+extern ngx_module_t  ngx_http_crm_module;
+
+
+/* ngx_http_crm_conf.c */
+void *ngx_http_crm_create_main_conf(ngx_conf_t *cf);
+void *ngx_http_crm_create_loc_conf(ngx_conf_t *cf);
+char *ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+ngx_int_t ngx_http_crm_postconfiguration(ngx_conf_t *cf);
+char *ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_http_crm_status.c */
+ngx_int_t ngx_http_crm_stats_zone(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *cmcf);
+void ngx_http_crm_stats_latency(void *data, ngx_msec_t ms);
+
+/* ngx_http_crm_spool.c */
+ngx_http_crm_spool_t *ngx_http_crm_spool_create(ngx_cycle_t *cycle,
+    ngx_http_crm_main_conf_t *cmcf);
+ngx_int_t ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool,
+    u_char *line, size_t len);
+void ngx_http_crm_spool_ready(void *data);
+void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
+
+/* ngx_http_crm_capture.c */
+ngx_int_t ngx_http_crm_capture_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_crm_capture_init_worker(ngx_cycle_t *cycle,
+    ngx_http_crm_main_conf_t *cmcf);
+
+/* ngx_http_crm_variables.c */
+ngx_int_t ngx_http_crm_add_variables(ngx_conf_t *cf);
+
+char *ngx_http_crm_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+#endif /* _NGX_HTTP_CRM_H_INCLUDED_ */

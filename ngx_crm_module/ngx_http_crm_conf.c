@@ -1,0 +1,412 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+/*
+ * Configuration: the main and location confs, and the directives that load
+ * the policy and switch the module on in a location.
+ *
+ * The policy is read and parsed once, at configuration time, by the master
+ * (nginx -t, start, reload).  It lives as long as the cycle: a cleanup on
+ * cf->pool frees it, so a reload that fails leaves the old cycle and its
+ * policy untouched, and one that succeeds frees the old policy with the old
+ * cycle.  Nothing is global.
+ */
+
+
+#include "ngx_http_crm.h"
+
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_CRM_POLICY_MAX_SIZE  (1024 * 1024)
+
+
+static ngx_int_t ngx_http_crm_read_policy(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *text);
+static void ngx_http_crm_policy_cleanup(void *data);
+static ngx_int_t ngx_http_crm_spool_path(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *cmcf);
+static void ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd);
+
+
+void *
+ngx_http_crm_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->policy = NULL;
+     *     cmcf->policy_file = { 0, NULL };
+     *     cmcf->needs_policy = { 0, NULL };
+     */
+
+    return cmcf;
+}
+
+
+void *
+ngx_http_crm_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_crm_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     clcf->banner_types = { NULL };
+     *     clcf->banner_types_keys = NULL;
+     */
+
+    clcf->capture = NGX_CONF_UNSET_UINT;
+    clcf->banner = NGX_CONF_UNSET;
+
+    return clcf;
+}
+
+
+char *
+ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_crm_loc_conf_t *prev = parent;
+    ngx_http_crm_loc_conf_t *conf = child;
+
+    /* crm_capture: off */
+    ngx_conf_merge_uint_value(conf->capture, prev->capture,
+                              NGX_HTTP_CRM_CAPTURE_OFF);
+
+    /* crm_banner: off */
+    ngx_conf_merge_value(conf->banner, prev->banner, 0);
+
+    /* crm_banner_types: text/html */
+    if (ngx_http_merge_types(cf, &conf->banner_types_keys,
+                             &conf->banner_types,
+                             &prev->banner_types_keys, &prev->banner_types,
+                             ngx_http_html_default_types)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Runs once the whole http{} block is read, so crm_policy may stand after
+ * the servers that use it.  Returns NGX_ERROR when a location switched the
+ * module on and no policy was loaded.
+ */
+
+ngx_int_t
+ngx_http_crm_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+
+    if (cmcf->needs_policy.len && cmcf->policy == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%V\" in %V:%ui needs \"crm_policy\" in the http "
+                      "block", &cmcf->needs_policy, &cmcf->needs_policy_file,
+                      cmcf->needs_policy_line);
+        return NGX_ERROR;
+    }
+
+    /* a server without crm_capture pays nothing for the module */
+
+    if (cmcf->capture_used) {
+        return ngx_http_crm_capture_init(cf);
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_crm_main_conf_t *cmcf = conf;
+
+    u_char                 md[EVP_MAX_MD_SIZE];
+    char                   err[NGX_HTTP_CRM_POLICY_ERRLEN];
+    ngx_str_t             *value, file, text;
+    unsigned int           mdlen;
+    ngx_pool_cleanup_t    *cln;
+    ngx_http_crm_policy_t *policy;
+
+    if (cmcf->policy_file.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_crm_read_policy(cf, &file, &text) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (EVP_Digest(text.data, text.len, md, &mdlen, EVP_sha256(), NULL)
+        != 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "EVP_Digest() failed");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_hex_dump(cmcf->policy_sha256, md, mdlen);
+
+    /* the cleanup first: it must exist before the parser allocates */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_crm_policy_cleanup;
+    cln->data = NULL;
+
+    policy = ngx_http_crm_policy_parse((char *) file.data, text.data,
+                                       text.len, err, sizeof(err));
+    if (policy == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->data = policy;
+
+    cmcf->policy = policy;
+    cmcf->policy_file = file;
+    cmcf->policy_loaded_at = ngx_time();
+
+    if (ngx_http_crm_spool_path(cf, cmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_crm_stats_zone(cf, cmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Reads the whole policy file into text, NUL-terminated, from
+ * cf->temp_pool.  Configuration time only: the read blocks.
+ */
+
+static ngx_int_t
+ngx_http_crm_read_policy(ngx_conf_t *cf, ngx_str_t *file, ngx_str_t *text)
+{
+    off_t             size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_int_t         rc;
+    ngx_file_info_t   fi;
+
+    fd = ngx_open_file(file->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", file);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", file);
+        goto done;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size > NGX_HTTP_CRM_POLICY_MAX_SIZE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "policy \"%V\" is larger than %d bytes",
+                           file, NGX_HTTP_CRM_POLICY_MAX_SIZE);
+        goto done;
+    }
+
+    text->data = ngx_pnalloc(cf->temp_pool, (size_t) size + 1);
+    if (text->data == NULL) {
+        goto done;
+    }
+
+    n = ngx_read_fd(fd, text->data, (size_t) size);
+
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_fd_n " \"%V\" failed", file);
+        goto done;
+    }
+
+    if (n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           ngx_read_fd_n " \"%V\" returned only %z bytes "
+                           "instead of %O", file, n, size);
+        goto done;
+    }
+
+    text->len = (size_t) n;
+    text->data[n] = '\0';
+
+    rc = NGX_OK;
+
+done:
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", file);
+    }
+
+    return rc;
+}
+
+
+/*
+ * database.spool, relative to the nginx prefix, is made at start with the
+ * worker user as its owner, as nginx does for its temp paths.
+ */
+
+static ngx_int_t
+ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+{
+    ngx_path_t  *path;
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->name.len = cmcf->policy->database.spool.len;
+    path->name.data = ngx_pnalloc(cf->pool, path->name.len + 1);
+    if (path->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(path->name.data, cmcf->policy->database.spool.data,
+               path->name.len);
+
+    while (path->name.len > 1 && path->name.data[path->name.len - 1] == '/')
+    {
+        path->name.len--;
+    }
+
+    path->name.data[path->name.len] = '\0';
+
+    if (ngx_conf_full_name(cf->cycle, &path->name, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    if (ngx_add_path(cf, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf->spool_path = path;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_policy_cleanup(void *data)
+{
+    ngx_http_crm_policy_t  *policy = data;
+
+    ngx_http_crm_policy_free(policy);
+}
+
+
+char *
+ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_crm_loc_conf_t *clcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_conf_enum_t           *e;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    if (clcf->capture != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcmp(e->name.data, value[1].data) == 0)
+        {
+            clcf->capture = e->value;
+            ngx_http_crm_needs_policy(cf, cmd);
+
+            cmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                      ngx_http_crm_module);
+            cmcf->capture_used = 1;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\", expected "
+                       "\"order\", \"payment\", \"status\" or "
+                       "\"feedback\"", &value[1], &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+char *
+ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                     *rv;
+    ngx_http_crm_loc_conf_t  *clcf = conf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK && clcf->banner) {
+        ngx_http_crm_needs_policy(cf, cmd);
+    }
+
+    return rv;
+}
+
+
+/* remembers the first directive that cannot work without a policy */
+
+static void
+ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd)
+{
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+
+    if (cmcf->needs_policy.len) {
+        return;
+    }
+
+    cmcf->needs_policy = cmd->name;
+    cmcf->needs_policy_file = cf->conf_file->file.name;
+    cmcf->needs_policy_line = cf->conf_file->line;
+}
