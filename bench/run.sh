@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# ngx_crm benchmarks: every figure is a ratio against plain nginx (or plain
+# PostgreSQL) measured in the same run on the same machine.  Loopback only;
+# each wrk run is bounded by CRM_BENCH_SECONDS (5).
+#
+#   no_module   a location without the module, module loaded / not loaded
+#   capture_up  crm_capture + proxy_pass, PostgreSQL up / same proxy without
+#   capture_down  the same with PostgreSQL down
+#   write_rate  events written from the spool per second / pgbench doing the
+#               same INSERT, one a transaction
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SO=${CRM_MODULE:-$ROOT/build/ngx_http_crm_module.so}
+SECS=${CRM_BENCH_SECONDS:-5}
+CONNS=${CRM_BENCH_CONNECTIONS:-32}
+PGBIN=/usr/lib/postgresql/15/bin
+DIR=$(mktemp -d /tmp/crm-bench-XXXX)
+chmod 755 "$DIR"
+
+port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+P_UP=$(port); P_PLAIN=$(port); P_MOD=$(port); P_DOWN=$(port); P_PG=$(port)
+P_DEAD=$(port)
+
+cleanup() {
+    local d
+    for d in "$DIR"/ng-*; do
+        [ -f "$d/logs/nginx.pid" ] && /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -s stop 2>/dev/null || true
+    done
+    [ -d "$DIR/pg/data" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# --- PostgreSQL ---------------------------------------------------------------
+mkdir -p "$DIR/pg"
+chown postgres "$DIR/pg"
+runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/pg/data" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/pg/data" -w -l "$DIR/pg/log" \
+    -o "-p $P_PG -k $DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" start >/dev/null
+CONNINFO="host=127.0.0.1 port=$P_PG dbname=crm user=postgres"
+psql -X -q -h 127.0.0.1 -p "$P_PG" -U postgres -c 'CREATE DATABASE crm'
+"$ROOT/config.sh" db "$CONNINFO" 2>/dev/null
+
+# --- nginx instances ---------------------------------------------------------
+# nginx NAME PORT LOAD(0/1) POLICY_CONNINFO SPOOL
+nginx_start() {
+    local name=$1 port=$2 load=$3 conninfo=${4:-} spool=${5:-} d="$DIR/ng-$1"
+    mkdir -p "$d/logs"
+    {
+        [ "$load" = 1 ] && echo "load_module $SO;"
+        cat <<CONF
+worker_processes 1;
+error_log $d/logs/error.log error;
+pid $d/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    upstream shop { server 127.0.0.1:$P_UP; keepalive 32; }
+CONF
+        if [ -n "$conninfo" ]; then
+            printf 'version: 1\ndatabase:\n  conninfo: "%s"\n  spool: %s\n  connections: 2\n' \
+                "$conninfo" "$spool" >"$d/crm.yaml"
+            echo "    crm_policy $d/crm.yaml;"
+        fi
+        cat <<CONF
+    server {
+        listen 127.0.0.1:$port;
+        location = /static { return 200 "ok\n"; }
+        location = /proxy {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop;
+        }
+CONF
+        [ -n "$conninfo" ] && cat <<CONF
+        location = /capture {
+            crm_capture order;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop;
+        }
+        location = /crm { crm_status; }
+CONF
+        echo "    }"
+        echo "}"
+    } >"$d/nginx.conf"
+    /usr/sbin/nginx -p "$d" -c "$d/nginx.conf"
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/static" && return 0
+        sleep 0.1
+    done
+    echo "bench: nginx $name did not start" >&2
+    cat "$d/logs/error.log" >&2
+    exit 1
+}
+
+nginx_stop() {
+    local d="$DIR/ng-$1"
+    /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -s quit 2>/dev/null
+    for _ in $(seq 100); do [ -f "$d/logs/nginx.pid" ] || return 0; sleep 0.1; done
+}
+
+# rps PORT PATH [post]: requests per second, wrk's figure
+rps() {
+    local args=(-t1 -c"$CONNS" -d"${SECS}s")
+    [ "${3:-}" = post ] && args+=(-s "$ROOT/bench/post.lua")
+    wrk "${args[@]}" "http://127.0.0.1:$1$2" | awk '/^Requests\/sec/ { print $2 }'
+}
+
+status() {
+    curl -s "http://127.0.0.1:$1/crm" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d$2)"
+}
+
+ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
+
+# the upstream the proxies talk to: plain nginx
+mkdir -p "$DIR/ng-up/logs"
+cat >"$DIR/ng-up/nginx.conf" <<CONF
+worker_processes 1;
+error_log $DIR/ng-up/logs/error.log error;
+pid $DIR/ng-up/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $DIR/ng-up/body;
+    server {
+        listen 127.0.0.1:$P_UP;
+        keepalive_requests 100000;
+        location / { return 200 '{"order":"accepted"}'; }
+    }
+}
+CONF
+/usr/sbin/nginx -p "$DIR/ng-up" -c "$DIR/ng-up/nginx.conf"
+
+nginx_start plain "$P_PLAIN" 0
+nginx_start mod "$P_MOD" 1 "$CONNINFO" "$DIR/spool-up"
+nginx_start down "$P_DOWN" 1 "host=127.0.0.1 port=$P_DEAD dbname=crm user=postgres connect_timeout=1" "$DIR/spool-down"
+
+row() { printf '| %-44s | %12s | %12s | %6s | %6s |\n' "$@"; }
+
+echo
+row "benchmark" "module" "baseline" "ratio" "goal"
+row "--------------------------------------------" "------------" "------------" "------" "------"
+
+a=$(rps "$P_MOD" /static); b=$(rps "$P_PLAIN" /static)
+row "location without crm, module loaded (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.98"
+
+a=$(rps "$P_MOD" /capture post); b=$(rps "$P_MOD" /proxy post)
+row "crm_capture + proxy, PostgreSQL up (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.9"
+
+a=$(rps "$P_DOWN" /capture post); b=$(rps "$P_DOWN" /proxy post)
+row "crm_capture + proxy, PostgreSQL down (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.95"
+
+# write rate: the events the "down" instance spooled, sent by a worker
+# pointed at the live database (it takes the gone worker's file over)
+nginx_stop down
+spooled=$(cat "$DIR"/spool-down/*.jsonl | wc -l)
+before=$(psql -X -At -h 127.0.0.1 -p "$P_PG" -U postgres crm -c 'SELECT count(*) FROM crm.event')
+t0=$(date +%s.%N)
+nginx_start replay "$P_DOWN" 1 "$CONNINFO" "$DIR/spool-down"
+for _ in $(seq 1200); do
+    n=$(psql -X -At -h 127.0.0.1 -p "$P_PG" -U postgres crm -c 'SELECT count(*) FROM crm.event')
+    [ $((n - before)) -ge "$spooled" ] && break
+    sleep 0.05
+done
+t1=$(date +%s.%N)
+a=$(python3 -c "print('%.0f' % ($spooled / ($t1 - $t0)))")
+echo "\\set x 1" >/dev/null
+b=$(PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$P_PG" -U postgres -c 2 -j 2 -T "$SECS" \
+      -f "$ROOT/bench/insert.sql" crm 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }')
+row "events written/s ($spooled from the spool)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.8"
+
+echo
+echo "wrk -t1 -c$CONNS -d${SECS}s on loopback, nginx worker_processes 1, $(nproc) cores;"
+echo "PostgreSQL 15 with fsync=off, synchronous_commit=off for both sides."

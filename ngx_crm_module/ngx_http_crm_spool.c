@@ -1,0 +1,646 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+/*
+ * The spool: every captured event is first appended, as one JSON line, to
+ * the worker's own file in database.spool; the writer then sends the file
+ * to PostgreSQL in batches (one crm.record_events() call each, the batch
+ * being the bytes of the file as they are) and forgets the file once all
+ * of it is written.  So an event survives the worker (crash, kill -9,
+ * reload, restart) from the moment its request is let go; the event id
+ * makes a batch sent twice harmless.
+ *
+ * Files are named worker-PID.jsonl and held with flock() by their worker.
+ * A file nobody holds was left by a worker that is gone: the writer of any
+ * worker takes it over, sends it after its own, and removes it.
+ *
+ * States of the writer: idle (all sent), pending (bytes not yet sent),
+ * in flight (one batch sent, waiting for its result).  A failed batch
+ * stays in the file and is sent again when a connection is up.  A batch
+ * that PostgreSQL refuses (a line it cannot read) is sent once more line by
+ * line through crm.record_events_slow(), which keeps the unreadable lines
+ * in crm.spool_reject; nothing is dropped.
+ */
+
+
+#include "ngx_http_crm.h"
+
+#include <sys/file.h>
+#include <dirent.h>
+
+
+#define NGX_HTTP_CRM_SPOOL_BATCH      (256 * 1024)
+#define NGX_HTTP_CRM_SPOOL_LINE_MAX   (64 * 1024 * 1024)
+#define NGX_HTTP_CRM_SPOOL_SCAN       1000
+
+
+typedef struct {
+    ngx_fd_t                  fd;
+    off_t                     size;        /* end of what is in the file */
+    off_t                     sent;        /* written to PostgreSQL */
+    u_char                    name[NGX_MAX_PATH];
+} ngx_http_crm_spool_file_t;
+
+
+struct ngx_http_crm_spool_s {
+    ngx_log_t                *log;
+    ngx_http_crm_main_conf_t *cmcf;
+    ngx_http_crm_stats_t     *stats;
+    ngx_str_t                 dir;
+
+    ngx_http_crm_spool_file_t own;
+    ngx_http_crm_spool_file_t orphan;      /* fd -1 when none */
+
+    /* the batch in flight */
+    ngx_http_crm_spool_file_t *file;       /* NULL: none in flight */
+    off_t                     end;
+    ngx_uint_t                lines;
+    ngx_uint_t                slow;        /* sent line by line */
+
+    /* lines appended while PostgreSQL was down, not yet written */
+    ngx_uint_t                backlog;
+
+    u_char                   *buf;         /* buf_size + 1 for a NUL */
+    size_t                    buf_size;
+
+    ngx_event_t               flush;
+    ngx_event_t               scan;
+
+    ngx_http_crm_pg_query_t   query;
+    const char               *values[1];
+    int                       lengths[1];
+};
+
+
+static ngx_int_t ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_flush_handler(ngx_event_t *ev);
+static void ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool);
+static ngx_int_t ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
+    ngx_http_crm_spool_file_t *f);
+static void ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q,
+    PGresult *res);
+static void ngx_http_crm_spool_scan_handler(ngx_event_t *ev);
+static void ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_drop_orphan(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_gauge(ngx_http_crm_spool_t *spool);
+
+
+static char  ngx_http_crm_spool_sql[] =
+    "SELECT crm.record_events($1)";
+
+static char  ngx_http_crm_spool_slow_sql[] =
+    "SELECT crm.record_events_slow($1)";
+
+
+/*
+ * Opens (or takes back) the worker's spool file and starts the writer.
+ * Returns NULL when the spool directory cannot be used: then the worker
+ * captures nothing, and says so in the error log.
+ */
+
+ngx_http_crm_spool_t *
+ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
+{
+    ngx_http_crm_spool_t  *spool;
+
+    spool = ngx_pcalloc(cycle->pool, sizeof(ngx_http_crm_spool_t));
+    if (spool == NULL) {
+        return NULL;
+    }
+
+    spool->log = cycle->log;
+    spool->cmcf = cmcf;
+    spool->stats = cmcf->stats;
+    spool->dir = cmcf->spool_path->name;
+    spool->orphan.fd = NGX_INVALID_FILE;
+
+    spool->buf_size = NGX_HTTP_CRM_SPOOL_BATCH;
+    spool->buf = ngx_alloc(spool->buf_size + 1, cycle->log);
+    if (spool->buf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_crm_spool_open(spool) != NGX_OK) {
+        ngx_free(spool->buf);
+        return NULL;
+    }
+
+    spool->flush.handler = ngx_http_crm_spool_flush_handler;
+    spool->flush.data = spool;
+    spool->flush.log = cycle->log;
+    spool->flush.cancelable = 1;
+
+    spool->scan.handler = ngx_http_crm_spool_scan_handler;
+    spool->scan.data = spool;
+    spool->scan.log = cycle->log;
+    spool->scan.cancelable = 1;
+
+    spool->query.handler = ngx_http_crm_spool_done;
+    spool->query.data = spool;
+    spool->query.nparams = 1;
+    spool->query.values = spool->values;
+    spool->query.lengths = spool->lengths;
+
+    ngx_add_timer(&spool->scan, 1);
+
+    return spool;
+}
+
+
+static ngx_int_t
+ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
+{
+    ngx_file_info_t             fi;
+    ngx_http_crm_spool_file_t  *f = &spool->own;
+
+    ngx_snprintf(f->name, NGX_MAX_PATH, "%V/worker-%P.jsonl%Z",
+                 &spool->dir, ngx_pid);
+
+    f->fd = ngx_open_file(f->name, NGX_FILE_RDWR|O_APPEND,
+                          NGX_FILE_CREATE_OR_OPEN, NGX_FILE_DEFAULT_ACCESS);
+
+    if (f->fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                      "crm: " ngx_open_file_n " \"%s\" failed; events are "
+                      "not captured", f->name);
+        return NGX_ERROR;
+    }
+
+    if (flock(f->fd, LOCK_EX|LOCK_NB) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                      "crm: flock(\"%s\") failed", f->name);
+        (void) ngx_close_file(f->fd);
+        return NGX_ERROR;
+    }
+
+    /* a file left by an earlier worker with the same pid: send it too */
+
+    if (ngx_fd_info(f->fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                      ngx_fd_info_n " \"%s\" failed", f->name);
+        (void) ngx_close_file(f->fd);
+        return NGX_ERROR;
+    }
+
+    f->size = ngx_file_size(&fi);
+    f->sent = 0;
+
+    ngx_http_crm_spool_gauge(spool);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Appends one event line (ending in '\n') to the worker's file and wakes
+ * the writer.  Returns NGX_ERROR when the write failed: the caller counts
+ * the event as lost and says so.
+ */
+
+ngx_int_t
+ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
+    size_t len)
+{
+    ssize_t  n;
+
+    n = ngx_write_fd(spool->own.fd, line, len);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_CRIT, spool->log, ngx_errno,
+                      "crm: " ngx_write_fd_n " \"%s\" failed (%z of %uz)",
+                      spool->own.name, n, len);
+
+        /* a partial line: the file ends where it did before */
+
+        if (n > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                          "crm: ftruncate(\"%s\") failed", spool->own.name);
+        }
+
+        return NGX_ERROR;
+    }
+
+    spool->own.size += len;
+
+    (void) ngx_atomic_fetch_add(&spool->stats->captured, 1);
+    ngx_http_crm_spool_gauge(spool);
+
+    if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
+        spool->backlog++;
+        (void) ngx_atomic_fetch_add(&spool->stats->spooled, 1);
+        return NGX_OK;
+    }
+
+    ngx_http_crm_spool_schedule(spool);
+
+    return NGX_OK;
+}
+
+
+/* a connection became idle: pg hook */
+
+void
+ngx_http_crm_spool_ready(void *data)
+{
+    ngx_http_crm_spool_t  *spool = data;
+
+    if (spool != NULL) {
+        ngx_http_crm_spool_schedule(spool);
+    }
+}
+
+
+/*
+ * Worker exit.  What is not written stays in the file for the next worker;
+ * the lock goes with the fd.
+ */
+
+void
+ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
+{
+    if (spool == NULL) {
+        return;
+    }
+
+    if (spool->flush.timer_set) {
+        ngx_del_timer(&spool->flush);
+    }
+
+    if (spool->flush.posted) {
+        ngx_delete_posted_event(&spool->flush);
+    }
+
+    if (spool->scan.timer_set) {
+        ngx_del_timer(&spool->scan);
+    }
+
+    ngx_http_crm_pg_detach(&spool->query);
+
+    if (spool->own.sent == spool->own.size) {
+        (void) ngx_delete_file(spool->own.name);
+    }
+
+    (void) ngx_close_file(spool->own.fd);
+
+    if (spool->orphan.fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(spool->orphan.fd);
+    }
+
+    ngx_free(spool->buf);
+}
+
+
+/* batches what accumulated in this turn of the event loop */
+
+static void
+ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool)
+{
+    if (!spool->flush.posted && spool->file == NULL) {
+        ngx_post_event(&spool->flush, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_crm_spool_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_crm_spool_flush(ev->data);
+}
+
+
+static void
+ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
+{
+    ngx_http_crm_spool_file_t  *f;
+
+    if (spool->file != NULL) {
+        return;
+    }
+
+    f = &spool->own;
+
+    if (f->sent == f->size && f->size > 0) {
+
+        /* all written: the file starts again from nothing */
+
+        if (ftruncate(f->fd, 0) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                          "crm: ftruncate(\"%s\") failed", f->name);
+            return;
+        }
+
+        f->size = 0;
+        f->sent = 0;
+        spool->backlog = 0;
+
+        ngx_http_crm_spool_gauge(spool);
+    }
+
+    if (f->sent == f->size) {
+        f = &spool->orphan;
+
+        if (f->fd == NGX_INVALID_FILE) {
+            return;
+        }
+
+        if (f->sent == f->size) {
+            ngx_http_crm_spool_drop_orphan(spool);
+            return;
+        }
+    }
+
+    (void) ngx_http_crm_spool_send(spool, f);
+}
+
+
+/*
+ * Reads the next batch of whole lines of f and sends it.  Returns NGX_OK
+ * when a batch is in flight, NGX_DECLINED when nothing could be sent now
+ * (no connection, or no whole line), NGX_ERROR on a read error.
+ */
+
+static ngx_int_t
+ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
+    ngx_http_crm_spool_file_t *f)
+{
+    u_char      *p, *last, *nbuf;
+    size_t       want, size;
+    ssize_t      n;
+    ngx_uint_t   lines;
+
+    if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
+        return NGX_DECLINED;
+    }
+
+    for ( ;; ) {
+        want = (size_t) ngx_min((off_t) spool->buf_size, f->size - f->sent);
+
+        n = pread(f->fd, spool->buf, want, f->sent);
+
+        if (n == -1) {
+            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                          "crm: pread(\"%s\") failed", f->name);
+            return NGX_ERROR;
+        }
+
+        last = spool->buf + n;
+
+        while (last > spool->buf && last[-1] != '\n') {
+            last--;
+        }
+
+        if (last > spool->buf) {
+            break;
+        }
+
+        if ((size_t) n < spool->buf_size) {
+
+            /* no newline up to the end: a line cut short by a crash */
+
+            if (f == &spool->orphan) {
+                ngx_log_error(NGX_LOG_WARN, spool->log, 0,
+                              "crm: \"%s\" ends in %z bytes of a cut line, "
+                              "skipped", f->name, n);
+                f->sent = f->size;
+                ngx_http_crm_spool_schedule(spool);
+            }
+
+            return NGX_DECLINED;
+        }
+
+        /* one line longer than the buffer */
+
+        size = spool->buf_size * 2;
+
+        if (size > NGX_HTTP_CRM_SPOOL_LINE_MAX) {
+            ngx_log_error(NGX_LOG_ALERT, spool->log, 0,
+                          "crm: \"%s\" has a line longer than %uz bytes",
+                          f->name, (size_t) NGX_HTTP_CRM_SPOOL_LINE_MAX);
+            return NGX_ERROR;
+        }
+
+        nbuf = ngx_alloc(size + 1, spool->log);
+        if (nbuf == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_free(spool->buf);
+        spool->buf = nbuf;
+        spool->buf_size = size;
+    }
+
+    lines = 0;
+
+    for (p = spool->buf; p < last; p++) {
+        lines += (*p == '\n');
+    }
+
+    /* libpq takes a text parameter up to its NUL; the buffer has room */
+
+    *last = '\0';
+
+    spool->values[0] = (const char *) spool->buf;
+    spool->lengths[0] = (int) (last - spool->buf);
+
+    spool->query.command = spool->slow ? ngx_http_crm_spool_slow_sql
+                                       : ngx_http_crm_spool_sql;
+
+    if (ngx_http_crm_pg_send(spool->cmcf->pg, &spool->query) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    spool->file = f;
+    spool->end = f->sent + (last - spool->buf);
+    spool->lines = lines;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
+{
+    ngx_http_crm_spool_t *spool = q->data;
+
+    ngx_uint_t                  replayed;
+    ngx_http_crm_spool_file_t  *f;
+
+    f = spool->file;
+    spool->file = NULL;
+
+    if (f == NULL) {
+        return;
+    }
+
+    if (res == NULL) {
+        /* the connection failed: the batch waits in the file */
+        return;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+
+        if (!spool->slow) {
+            /* send the same bytes once more, line by line */
+            spool->slow = 1;
+            ngx_http_crm_spool_schedule(spool);
+        }
+
+        return;
+    }
+
+    spool->slow = 0;
+
+    (void) ngx_atomic_fetch_add(&spool->stats->written, spool->lines);
+
+    if (f == &spool->orphan) {
+        replayed = spool->lines;
+
+    } else {
+        replayed = ngx_min(spool->lines, spool->backlog);
+        spool->backlog -= replayed;
+    }
+
+    if (replayed) {
+        (void) ngx_atomic_fetch_add(&spool->stats->replayed, replayed);
+    }
+
+    f->sent = spool->end;
+
+    ngx_http_crm_spool_gauge(spool);
+    ngx_http_crm_spool_schedule(spool);
+}
+
+
+/*
+ * Every second: when the database is up and nothing else is being sent,
+ * look for a file that no live worker holds, and take it over.
+ */
+
+static void
+ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
+{
+    ngx_http_crm_spool_t  *spool = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (spool->orphan.fd == NGX_INVALID_FILE
+        && !ngx_http_crm_pg_is_down(spool->cmcf->pg))
+    {
+        ngx_http_crm_spool_adopt(spool);
+    }
+
+    ngx_http_crm_spool_schedule(spool);
+
+    ngx_add_timer(&spool->scan, NGX_HTTP_CRM_SPOOL_SCAN);
+}
+
+
+static void
+ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool)
+{
+    DIR                        *dir;
+    size_t                      len;
+    ngx_fd_t                    fd;
+    struct dirent              *de;
+    ngx_file_info_t             fi;
+    ngx_http_crm_spool_file_t  *f = &spool->orphan;
+
+    dir = opendir((char *) spool->dir.data);
+
+    if (dir == NULL) {
+        ngx_log_error(NGX_LOG_ERR, spool->log, ngx_errno,
+                      "crm: opendir(\"%V\") failed", &spool->dir);
+        return;
+    }
+
+    while ((de = readdir(dir)) != NULL) {
+        len = ngx_strlen(de->d_name);
+
+        if (len < sizeof("worker-.jsonl") - 1
+            || ngx_strncmp(de->d_name, "worker-", 7) != 0
+            || ngx_strcmp(de->d_name + len - 6, ".jsonl") != 0)
+        {
+            continue;
+        }
+
+        ngx_snprintf(f->name, NGX_MAX_PATH, "%V/%s%Z",
+                     &spool->dir, de->d_name);
+
+        if (ngx_strcmp(f->name, spool->own.name) == 0) {
+            continue;
+        }
+
+        fd = ngx_open_file(f->name, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+
+        if (fd == NGX_INVALID_FILE) {
+            continue;
+        }
+
+        /* a live worker holds its own file */
+
+        if (flock(fd, LOCK_EX|LOCK_NB) == -1
+            || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR)
+        {
+            (void) ngx_close_file(fd);
+            continue;
+        }
+
+        f->fd = fd;
+        f->size = ngx_file_size(&fi);
+        f->sent = 0;
+
+        ngx_http_crm_spool_gauge(spool);
+
+
+        ngx_log_error(NGX_LOG_NOTICE, spool->log, 0,
+                      "crm: replaying \"%s\" (%O bytes) left by a worker "
+                      "that is gone", f->name, f->size);
+        break;
+    }
+
+    (void) closedir(dir);
+}
+
+
+static void
+ngx_http_crm_spool_drop_orphan(ngx_http_crm_spool_t *spool)
+{
+    ngx_http_crm_spool_file_t  *f = &spool->orphan;
+
+    if (ngx_delete_file(f->name) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                      ngx_delete_file_n " \"%s\" failed", f->name);
+    }
+
+    (void) ngx_close_file(f->fd);
+    f->fd = NGX_INVALID_FILE;
+
+    ngx_http_crm_spool_gauge(spool);
+
+    /* there may be more */
+    ngx_http_crm_spool_adopt(spool);
+    ngx_http_crm_spool_schedule(spool);
+}
+
+
+/* the bytes this worker has not written yet, for crm_status */
+
+static void
+ngx_http_crm_spool_gauge(ngx_http_crm_spool_t *spool)
+{
+    off_t  bytes;
+
+    bytes = spool->own.size - spool->own.sent;
+
+    if (spool->orphan.fd != NGX_INVALID_FILE) {
+        bytes += spool->orphan.size - spool->orphan.sent;
+    }
+
+    spool->stats->spool_bytes[ngx_worker % NGX_HTTP_CRM_WORKERS_MAX] = bytes;
+}
