@@ -389,7 +389,6 @@ ngx_http_crm_capture_field(ngx_str_t *json, ngx_http_crm_str_t *pointer,
         }
 
         ptr = buf;
-        plen = ngx_strlen(buf);
     }
 
     rc = ngx_http_crm_json_get(json->data, json->len, ptr, plen, &v);

@@ -65,6 +65,7 @@ struct ngx_http_crm_pg_s {
     ngx_msec_t                   backoff;
     ngx_uint_t                   nconns;
     ngx_uint_t                   up;
+    ngx_uint_t                   down;        /* failed since last up */
     ngx_uint_t                   schema_old;
     ngx_http_crm_pg_conn_t      *conns;
     ngx_http_crm_pg_hooks_t      hooks;
@@ -192,10 +193,16 @@ ngx_http_crm_pg_detach(ngx_http_crm_pg_query_t *q)
 }
 
 
+/*
+ * Known to be down: no connection is up and the last attempt failed (or
+ * the schema is too old).  While the first connections are still being
+ * made, the database is not known to be down.
+ */
+
 ngx_uint_t
 ngx_http_crm_pg_is_down(ngx_http_crm_pg_t *pg)
 {
-    return pg == NULL || pg->up == 0 || pg->schema_old;
+    return pg == NULL || pg->schema_old || (pg->up == 0 && pg->down);
 }
 
 
@@ -226,22 +233,37 @@ ngx_http_crm_pg_destroy(ngx_http_crm_pg_t *pg)
 static void
 ngx_http_crm_pg_connect(ngx_http_crm_pg_conn_t *pc)
 {
+    const char         *values[4];
     ngx_http_crm_pg_t  *pg = pc->pg;
+
+    /*
+     * database.conninfo as the user wrote it, then what the module needs:
+     * payloads are UTF-8, whatever the environment says
+     */
+
+    static const char  *keys[] = {
+        "dbname", "client_encoding", "fallback_application_name", NULL
+    };
+
+    values[0] = pg->conninfo;
+    values[1] = "UTF8";
+    values[2] = "ngx_crm";
+    values[3] = NULL;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pg->log, 0,
                    "crm pg connect %p", pc);
 
-    pc->conn = PQconnectStart(pg->conninfo);
+    pc->conn = PQconnectStartParams(keys, values, 1);
 
     if (pc->conn == NULL) {
         ngx_log_error(NGX_LOG_ERR, pg->log, 0,
-                      "crm: PQconnectStart() failed: out of memory");
+                      "crm: PQconnectStartParams() failed: out of memory");
         ngx_http_crm_pg_fail(pc, NULL);
         return;
     }
 
     if (PQstatus(pc->conn) == CONNECTION_BAD) {
-        ngx_http_crm_pg_fail(pc, "PQconnectStart()");
+        ngx_http_crm_pg_fail(pc, "PQconnectStartParams()");
         return;
     }
 
@@ -732,6 +754,8 @@ ngx_http_crm_pg_fail(ngx_http_crm_pg_conn_t *pc, const char *what)
         (void) ngx_atomic_fetch_add(pg->hooks.failures, 1);
     }
 
+    pg->down = 1;
+
     if (q != NULL) {
         q->conn = NULL;
         q->handler(q, NULL);
@@ -801,6 +825,7 @@ ngx_http_crm_pg_set_up(ngx_http_crm_pg_conn_t *pc, ngx_uint_t up)
     if (up) {
         pc->state = NGX_HTTP_CRM_PG_IDLE;
         pg->up++;
+        pg->down = 0;
 
         if (pg->hooks.up) {
             (void) ngx_atomic_fetch_add(pg->hooks.up, 1);

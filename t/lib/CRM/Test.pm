@@ -857,7 +857,7 @@ sub pg_init {
     }
     my ($rc, $out, $err) = run_cmd(cmd => [as_postgres(), $initdb,
         '-D', "$pg/data", '-A', 'trust', '-U', 'postgres', '-E', 'UTF8',
-        '--locale=C', '--no-sync']);
+        '--locale=C', '--encoding=UTF8', '--no-sync']);
     die "initdb failed ($rc):\n$out$err" if $rc;
     %Pg = (dir => $pg, data => "$pg/data", port => free_port(),
            pg_ctl => $pg_ctl, running => 0, created => 0);
