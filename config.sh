@@ -165,6 +165,7 @@ cmd_fuzz() {
     cp "$ROOT"/t/unit/fuzz_corpus/* "$corpus/"
     make -s -C "$ROOT/t/unit" fuzz
     "$ROOT/t/unit/fuzz_policy" -max_total_time="${CRM_FUZZ_SECONDS:-600}" \
+        -dict="$ROOT/t/unit/fuzz_policy.dict" \
         -print_final_stats=1 "$corpus"
     rm -rf "$corpus"
 }
