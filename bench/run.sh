@@ -8,6 +8,11 @@
 #   capture_down  the same with PostgreSQL down
 #   write_rate  events written from the spool per second / pgbench doing the
 #               same INSERT, one a transaction
+#   orders      orders/s through crm_capture order (one crm.decide_order()
+#               round trip each) / the same proxy without crm_capture
+#   latency     p50 and p99 added by the decision at a steady rate
+#   decide      orders/s through the module / pgbench running
+#               crm.decide_order() alone, as many clients as connections
 
 set -euo pipefail
 
@@ -80,6 +85,13 @@ CONF
         }
 CONF
         [ -n "$conninfo" ] && cat <<CONF
+        location = /order {
+            crm_capture order;
+            proxy_set_header X-CRM-Discount \$crm_discount;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop;
+        }
         location = /capture {
             crm_capture order;
             proxy_http_version 1.1;
@@ -107,11 +119,29 @@ nginx_stop() {
     for _ in $(seq 100); do [ -f "$d/logs/nginx.pid" ] || return 0; sleep 0.1; done
 }
 
-# rps PORT PATH [post]: requests per second, wrk's figure
+# rps PORT PATH [post|order]: requests per second, wrk's figure
 rps() {
     local args=(-t1 -c"$CONNS" -d"${SECS}s")
     [ "${3:-}" = post ] && args+=(-s "$ROOT/bench/post.lua")
+    [ "${3:-}" = order ] && args+=(-s "$ROOT/bench/order.lua")
     wrk "${args[@]}" "http://127.0.0.1:$1$2" | awk '/^Requests\/sec/ { print $2 }'
+}
+
+# latency PORT PATH: "p50 p99" in ms of orders at a steady rate: 8
+# connections, each waiting 10 ms between requests (about 800 orders/s)
+latency() {
+    CRM_BENCH_DELAY_MS=10 wrk -t1 -c8 -d"${SECS}s" --latency \
+        -s "$ROOT/bench/order.lua" "http://127.0.0.1:$1$2" \
+        | awk '
+            function ms(v) {
+                if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+                if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+                if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+                return v
+            }
+            $1 == "50%" { p50 = ms($2) }
+            $1 == "99%" { p99 = ms($2) }
+            END { printf "%.2f %.2f", p50, p99 }'
 }
 
 status() {
@@ -157,6 +187,23 @@ row "crm_capture + proxy, PostgreSQL up (req/s)" "$a" "$b" "$(ratio "$a" "$b")" 
 
 a=$(rps "$P_DOWN" /capture post); b=$(rps "$P_DOWN" /proxy post)
 row "crm_capture + proxy, PostgreSQL down (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.95"
+
+a=$(rps "$P_MOD" /order order); b=$(rps "$P_MOD" /proxy order)
+row "orders through crm_capture order (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.8"
+orders=$a
+
+read -r a50 a99 <<<"$(latency "$P_MOD" /order)"
+read -r b50 b99 <<<"$(latency "$P_MOD" /proxy)"
+row "order latency p50 at ~800/s (ms)" "$a50" "$b50" "+$(python3 -c "print('%.2f' % ($a50 - $b50))")" "-"
+row "order latency p99 at ~800/s (ms)" "$a99" "$b99" "+$(python3 -c "print('%.2f' % ($a99 - $b99))")" "-"
+
+# PostgreSQL alone doing the decisions the module asked for, with the
+# policy the module registered
+psql -X -q -h 127.0.0.1 -p "$P_PG" -U postgres crm -c \
+    "INSERT INTO crm.policy (sha256, doc) SELECT 'bench', doc FROM crm.policy ORDER BY registered_at DESC LIMIT 1 ON CONFLICT DO NOTHING"
+b=$("$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$P_PG" -U postgres -c 2 -j 2 -T "$SECS" \
+      -f "$ROOT/bench/decide.sql" crm 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }')
+row "orders/s: module vs pgbench crm.decide_order()" "$orders" "$b" "$(ratio "$orders" "$b")" ">=0.8"
 
 # write rate: the events the "down" instance spooled, sent by a worker
 # pointed at the live database (it takes the gone worker's file over)

@@ -1,0 +1,30 @@
+-- wrk: orders from 1000 customers, each with its own order id; with
+-- CRM_BENCH_DELAY_MS set, every connection waits that long between
+-- requests, which holds the rate steady for the latency measurement.
+local counter = 0
+local delay_ms = tonumber(os.getenv("CRM_BENCH_DELAY_MS") or "0")
+
+function setup(thread)
+    thread:set("id", counter)
+    counter = counter + 1
+end
+
+function init(args)
+    seq = 0
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+    seq = seq + 1
+    local order = string.format("B-%d-%d-%d", id, seq, math.random(1, 1e9))
+    local who = math.random(1, 1000)
+    local body = string.format('{"order_id":"%s","customer":{"email":' ..
+        '"customer%d@example.com","name":"Customer %d"},"total":49.90}',
+        order, who, who)
+    return wrk.format(nil, nil, nil, body)
+end
+
+function delay()
+    return delay_ms
+end
