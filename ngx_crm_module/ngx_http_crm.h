@@ -20,6 +20,7 @@
 
 #include "ngx_http_crm_policy.h"
 #include "ngx_http_crm_pg.h"
+#include "ngx_http_crm_cookie.h"
 
 
 #define NGX_HTTP_CRM_VERSION     "0.1.0"
@@ -28,6 +29,10 @@
 
 #define NGX_HTTP_CRM_LATENCY_N   1024
 #define NGX_HTTP_CRM_WORKERS_MAX 128
+#define NGX_HTTP_CRM_UUID_LEN    36
+
+/* how an order_result line starts: it is no interaction, and not counted */
+#define NGX_HTTP_CRM_RESULT_LINE  "{\"kind\":\"order_result\","
 
 
 typedef enum {
@@ -63,6 +68,7 @@ typedef struct {
     ngx_atomic_t             replayed;
     ngx_atomic_t             bad_body;
     ngx_atomic_t             rejected;
+    ngx_atomic_t             cookies_rejected;
     ngx_atomic_t             spool_bytes[NGX_HTTP_CRM_WORKERS_MAX];
     ngx_atomic_t             conn_up;
     ngx_atomic_t             conn_busy;
@@ -79,7 +85,8 @@ typedef struct ngx_http_crm_spool_s  ngx_http_crm_spool_t;
 typedef struct {
     ngx_http_crm_policy_t   *policy;
     ngx_str_t                policy_file;
-    u_char                   policy_sha256[NGX_HTTP_CRM_SHA256_HEX];
+    u_char                   policy_sha256[NGX_HTTP_CRM_SHA256_HEX + 1];
+    ngx_str_t                policy_json;     /* NUL-terminated */
     time_t                   policy_loaded_at;
 
     ngx_path_t              *spool_path;
@@ -89,6 +96,8 @@ typedef struct {
     /* the worker's own, made in init_process */
     ngx_http_crm_pg_t       *pg;
     ngx_http_crm_spool_t    *spool;
+    ngx_http_crm_keys_t     *keys;            /* NULL: no cookies */
+    const char              *on_connect[2];
     uint32_t                 event_rand;
     uint64_t                 event_seq;
 
@@ -113,8 +122,20 @@ typedef struct {
 typedef struct {
     ngx_http_crm_state_e     state;
     ngx_time_t               received;
-    unsigned                 done:1;
+    u_char                   event_id[NGX_HTTP_CRM_UUID_LEN];
 
+    /* the body: JSON (a form turned into JSON), or raw bytes and why */
+    ngx_str_t                json;
+    ngx_str_t                raw;
+    const char              *reason;
+    ngx_uint_t               form;
+
+    /* the policy's fields, unescaped; email and phone normalized */
+    ngx_str_t                field[NGX_HTTP_CRM_FIELD_N];
+    ngx_str_t                idempotency_key;
+    uint64_t                 customer_id;      /* 0: not known */
+
+    /* the decision, for the variables */
     ngx_str_t                customer;
     ngx_str_t                card;
     ngx_str_t                tier;
@@ -123,11 +144,21 @@ typedef struct {
     ngx_str_t                gift;
     ngx_str_t                ticket;
     ngx_str_t                banner;
+
+    ngx_http_request_t      *request;
+    ngx_http_crm_pg_query_t  query;
+    const char              *values[2];
+
     unsigned                 holdout:1;
+    unsigned                 done:1;
+    unsigned                 decided:1;
+    unsigned                 parked:1;
+    unsigned                 cookie_ok:1;
 } ngx_http_crm_ctx_t;
 
 
 extern ngx_module_t  ngx_http_crm_module;
+extern ngx_str_t     ngx_http_crm_states[];
 
 
 /* ngx_http_crm_conf.c */
@@ -151,7 +182,7 @@ void ngx_http_crm_stats_latency(void *data, ngx_msec_t ms);
 ngx_http_crm_spool_t *ngx_http_crm_spool_create(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *cmcf);
 ngx_int_t ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool,
-    u_char *line, size_t len);
+    u_char *line, size_t len, ngx_uint_t event);
 void ngx_http_crm_spool_ready(void *data);
 void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
 
@@ -159,6 +190,20 @@ void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
 ngx_int_t ngx_http_crm_capture_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_crm_capture_init_worker(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *cmcf);
+void ngx_http_crm_capture_record(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx);
+
+/* ngx_http_crm_order.c */
+ngx_int_t ngx_http_crm_order_decide(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx);
+ngx_int_t ngx_http_crm_order_init(ngx_conf_t *cf);
+
+/* ngx_http_crm_identity.c */
+ngx_int_t ngx_http_crm_identity_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_crm_identity_keys(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *cmcf);
+void ngx_http_crm_identity_cookie(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx);
 
 /* ngx_http_crm_variables.c */
 ngx_int_t ngx_http_crm_add_variables(ngx_conf_t *cf);

@@ -28,14 +28,15 @@
 
 static ngx_int_t ngx_http_crm_capture_handler(ngx_http_request_t *r);
 static void ngx_http_crm_capture_body_handler(ngx_http_request_t *r);
-static void ngx_http_crm_capture_event(ngx_http_request_t *r,
+static void ngx_http_crm_capture_parse(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
 static ngx_int_t ngx_http_crm_capture_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_uint_t ngx_http_crm_capture_is_form(ngx_http_request_t *r);
-static void ngx_http_crm_capture_field(ngx_str_t *json,
-    ngx_http_crm_str_t *pointer, ngx_uint_t form, u_char *buf,
-    ngx_str_t *value);
+static void ngx_http_crm_capture_fields(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx, ngx_http_crm_policy_t *policy);
+static void ngx_http_crm_capture_field(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx, ngx_http_crm_str_t *pointer, ngx_str_t *value);
 static u_char *ngx_http_crm_capture_uuid(u_char *p,
     ngx_http_crm_main_conf_t *cmcf);
 
@@ -46,6 +47,24 @@ static ngx_str_t  ngx_http_crm_kinds[] = {
     ngx_string("payment"),
     ngx_string("status"),
     ngx_string("feedback")
+};
+
+
+/* the fields an event line carries, by their policy name */
+
+static ngx_str_t  ngx_http_crm_field_names[] = {
+    ngx_string("order_id"),
+    ngx_string("email"),
+    ngx_string("phone"),
+    ngx_string("name"),
+    ngx_string("birthday"),
+    ngx_string("total"),
+    ngx_string("currency"),
+    ngx_string("status"),
+    ngx_string("eta"),
+    ngx_string("rating"),
+    ngx_string("category"),
+    ngx_string("message")
 };
 
 
@@ -94,6 +113,7 @@ ngx_http_crm_capture_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
 
+    ctx->request = r;
     ctx->received = *ngx_timeofday();
 
     rc = ngx_http_read_client_request_body(r,
@@ -107,140 +127,182 @@ ngx_http_crm_capture_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The body is read: parse it, take the fields and the cookie, and either
+ * park the request for the order decision or record the event and go on.
+ */
+
 static void
 ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
 {
-    ngx_http_crm_ctx_t  *ctx;
+    ngx_http_crm_ctx_t        *ctx;
+    ngx_http_crm_loc_conf_t   *lcf;
+    ngx_http_crm_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
-
-    ngx_http_crm_capture_event(r, ctx);
-
-    ctx->done = 1;
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     r->preserve_body = 1;
+
+    (void) ngx_http_crm_capture_uuid(ctx->event_id, cmcf);
+
+    ctx->state = ngx_http_crm_pg_is_down(cmcf->pg)
+                 ? NGX_HTTP_CRM_STATE_DB_UNAVAILABLE : NGX_HTTP_CRM_STATE_OK;
+
+    ngx_http_crm_capture_parse(r, ctx);
+    ngx_http_crm_identity_cookie(r, ctx);
+
+    if (ctx->json.len) {
+        ngx_http_crm_capture_fields(r, ctx, cmcf->policy);
+    }
+
+    if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER
+        && ctx->state != NGX_HTTP_CRM_STATE_BAD_BODY
+        && ngx_http_crm_order_decide(r, ctx) == NGX_OK)
+    {
+        /* parked: ngx_http_crm_order_done() records and resumes */
+        return;
+    }
+
+    ngx_http_crm_capture_record(r, ctx);
+
+    ctx->done = 1;
 
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
 }
 
 
+static void
+ngx_http_crm_capture_parse(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+{
+    u_char                    *buf;
+    ngx_str_t                  body;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    if (ngx_http_crm_capture_body(r, &body) != NGX_OK) {
+        ctx->reason = "body larger than client_body_buffer_size";
+
+    } else if (body.len == 0) {
+        ctx->reason = "empty body";
+
+    } else if (ngx_http_crm_capture_is_form(r)) {
+        ctx->form = 1;
+
+        buf = ngx_pnalloc(r->pool, ngx_http_crm_form_json_size(body.len));
+        if (buf == NULL) {
+            ctx->reason = "out of memory";
+            return;
+        }
+
+        if (ngx_http_crm_form_to_json(body.data, body.len, buf,
+                                      &ctx->json.len, &ctx->reason)
+            == 0)
+        {
+            ctx->json.data = buf;
+
+        } else {
+            ctx->raw = body;
+        }
+
+    } else if (ngx_http_crm_json_check(body.data, body.len,
+                                       NGX_HTTP_CRM_JSON_DEPTH, &ctx->reason)
+               == 0)
+    {
+        ctx->json = body;
+
+    } else {
+        ctx->raw = body;
+    }
+
+    if (ctx->reason != NULL) {
+        cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+
+        ctx->state = NGX_HTTP_CRM_STATE_BAD_BODY;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->bad_body, 1);
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "crm: bad body, passed on untouched: %s", ctx->reason);
+    }
+}
+
+
 /*
- * Builds the event line:
- *   {"event_id":..,"received_at":..,"kind":..,"node":..,"order_id":..,
- *    "payload":<JSON>|"body":"<base64>","state":..,"reason":..}
- * and appends it to the spool.  Failures are logged and counted; the
- * request goes on whatever happens here.
+ * Appends the event line to the spool:
+ *   {"event_id","received_at","kind","node","policy","customer_id",
+ *    "decided","order_id",<fields>,"payload"|"body","state","reason"}
+ * Failures are logged and counted; the request goes on whatever happens.
  */
 
-static void
-ngx_http_crm_capture_event(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+void
+ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    u_char                    *p, *line, *json_buf, *field_buf;
-    size_t                     len;
-    ngx_str_t                  body, json, raw, order_id;
-    ngx_uint_t                 form;
-    const char                *reason;
+    u_char                    *p, *line;
+    size_t                     len, i;
+    ngx_str_t                  b64;
     ngx_http_crm_loc_conf_t   *lcf;
     ngx_http_crm_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
 
-    ctx->state = ngx_http_crm_pg_is_down(cmcf->pg)
-                 ? NGX_HTTP_CRM_STATE_DB_UNAVAILABLE : NGX_HTTP_CRM_STATE_OK;
-
-    ngx_str_null(&json);
-    ngx_str_null(&raw);
-    ngx_str_null(&order_id);
-    reason = NULL;
-    form = 0;
-
-    if (ngx_http_crm_capture_body(r, &body) != NGX_OK) {
-        reason = "body larger than client_body_buffer_size";
-
-    } else if (body.len == 0) {
-        reason = "empty body";
-
-    } else if (ngx_http_crm_capture_is_form(r)) {
-        form = 1;
-
-        json_buf = ngx_pnalloc(r->pool, ngx_http_crm_form_json_size(body.len));
-        if (json_buf == NULL) {
-            return;
-        }
-
-        if (ngx_http_crm_form_to_json(body.data, body.len, json_buf,
-                                      &json.len, &reason)
-            == 0)
-        {
-            json.data = json_buf;
-
-        } else {
-            raw = body;
-        }
-
-    } else if (ngx_http_crm_json_check(body.data, body.len,
-                                       NGX_HTTP_CRM_JSON_DEPTH, &reason)
-               == 0)
-    {
-        json = body;
-
-    } else {
-        raw = body;
-    }
-
-    if (reason != NULL) {
-        ctx->state = NGX_HTTP_CRM_STATE_BAD_BODY;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->bad_body, 1);
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "crm: bad body, passed on untouched: %s", reason);
-    }
-
-    if (json.len) {
-        field_buf = ngx_pnalloc(r->pool, json.len + 2);
-        if (field_buf == NULL) {
-            return;
-        }
-
-        ngx_http_crm_capture_field(&json,
-                                   &cmcf->policy->fields
-                                       [NGX_HTTP_CRM_FIELD_ORDER_ID],
-                                   form, field_buf, &order_id);
-    }
-
     len = sizeof("{\"event_id\":\"\",\"received_at\":.000,\"kind\":\"\","
-                 "\"node\":\"\",\"order_id\":\"\",\"payload\":,"
+                 "\"node\":\"\",\"policy\":\"\",\"customer_id\":,"
+                 "\"decided\":false,\"payload\":,"
                  "\"body\":\"\",\"state\":\"\",\"reason\":\"\"}\n")
-          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN
+          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT64_LEN
+          + NGX_HTTP_CRM_SHA256_HEX
           + sizeof("feedback") + sizeof("db_unavailable")
           + ngx_cycle->hostname.len
           + ngx_escape_json(NULL, ngx_cycle->hostname.data,
                             ngx_cycle->hostname.len)
-          + order_id.len + json.len
-          + ngx_base64_encoded_length(raw.len)
-          + (reason ? ngx_strlen(reason) * 6 : 0);
+          + ctx->json.len
+          + ngx_base64_encoded_length(ctx->raw.len)
+          + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0);
+
+    for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
+        if (ctx->field[i].len) {
+            len += sizeof(",\"\":\"\"") + ngx_http_crm_field_names[i].len
+                   + ctx->field[i].len
+                   + ngx_escape_json(NULL, ctx->field[i].data,
+                                     ctx->field[i].len);
+        }
+    }
 
     line = ngx_pnalloc(r->pool, len);
     if (line == NULL) {
         return;
     }
 
-    p = ngx_cpymem(line, "{\"event_id\":\"", sizeof("{\"event_id\":\"") - 1);
-    p = ngx_http_crm_capture_uuid(p, cmcf);
-    p = ngx_sprintf(p, "\",\"received_at\":%T.%03M,\"kind\":\"%V\","
-                    "\"node\":\"", ctx->received.sec, ctx->received.msec,
+    p = ngx_sprintf(line, "{\"event_id\":\"%*s\",\"received_at\":%T.%03M,"
+                    "\"kind\":\"%V\",\"node\":\"",
+                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
+                    ctx->received.sec, ctx->received.msec,
                     &ngx_http_crm_kinds[lcf->capture]);
     p = (u_char *) ngx_escape_json(p, ngx_cycle->hostname.data,
                                    ngx_cycle->hostname.len);
-    *p++ = '"';
+    p = ngx_sprintf(p, "\",\"policy\":\"%s\"", cmcf->policy_sha256);
 
-    if (order_id.len) {
-        p = ngx_sprintf(p, ",\"order_id\":\"%V\"", &order_id);
+    if (ctx->customer_id) {
+        p = ngx_sprintf(p, ",\"customer_id\":%uL", ctx->customer_id);
     }
 
-    if (json.len) {
+    if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER) {
+        p = ngx_sprintf(p, ",\"decided\":%s",
+                        ctx->decided ? "true" : "false");
+    }
+
+    for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
+        if (ctx->field[i].len) {
+            p = ngx_sprintf(p, ",\"%V\":\"", &ngx_http_crm_field_names[i]);
+            p = (u_char *) ngx_escape_json(p, ctx->field[i].data,
+                                           ctx->field[i].len);
+            *p++ = '"';
+        }
+    }
+
+    if (ctx->json.len) {
         p = ngx_cpymem(p, ",\"payload\":", sizeof(",\"payload\":") - 1);
 
         /*
@@ -248,28 +310,26 @@ ngx_http_crm_capture_event(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
          * inside a string), so a space keeps the document and the line
          */
 
-        for (len = 0; len < json.len; len++) {
-            *p++ = (json.data[len] == '\n' || json.data[len] == '\r')
-                   ? ' ' : json.data[len];
+        for (i = 0; i < ctx->json.len; i++) {
+            *p++ = (ctx->json.data[i] == '\n' || ctx->json.data[i] == '\r')
+                   ? ' ' : ctx->json.data[i];
         }
     }
 
-    if (raw.len) {
+    if (ctx->raw.len) {
         p = ngx_cpymem(p, ",\"body\":\"", sizeof(",\"body\":\"") - 1);
-        body.data = p;
-        ngx_encode_base64(&body, &raw);
-        p += body.len;
+        b64.data = p;
+        ngx_encode_base64(&b64, &ctx->raw);
+        p += b64.len;
         *p++ = '"';
     }
 
-    p = ngx_sprintf(p, ",\"state\":\"%s\"",
-                    ctx->state == NGX_HTTP_CRM_STATE_BAD_BODY
-                    ? "bad_body" : "ok");
+    p = ngx_sprintf(p, ",\"state\":\"%V\"", &ngx_http_crm_states[ctx->state]);
 
-    if (reason != NULL) {
+    if (ctx->reason != NULL) {
         p = ngx_cpymem(p, ",\"reason\":\"", sizeof(",\"reason\":\"") - 1);
-        p = (u_char *) ngx_escape_json(p, (u_char *) reason,
-                                       ngx_strlen(reason));
+        p = (u_char *) ngx_escape_json(p, (u_char *) ctx->reason,
+                                       ngx_strlen(ctx->reason));
         *p++ = '"';
     }
 
@@ -277,7 +337,8 @@ ngx_http_crm_capture_event(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     *p++ = '\n';
 
     if (cmcf->spool == NULL
-        || ngx_http_crm_spool_append(cmcf->spool, line, p - line) != NGX_OK)
+        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 1)
+           != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: event not recorded: the spool is unusable");
@@ -360,18 +421,37 @@ ngx_http_crm_capture_is_form(ngx_http_request_t *r)
 
 
 /*
- * The value of one policy field, JSON-escaped as it stands in the document
- * (a number is taken as its text).  A form body was turned into an object
- * whose keys are the dotted paths, so its pointer is one segment.
+ * Takes the policy's fields from the JSON: strings unescaped, numbers as
+ * their text; e-mail trimmed and lower-cased, phone digits only.  A form
+ * was turned into an object whose keys are the dotted paths, so its
+ * pointers become one segment.
  */
 
 static void
-ngx_http_crm_capture_field(ngx_str_t *json, ngx_http_crm_str_t *pointer,
-    ngx_uint_t form, u_char *buf, ngx_str_t *value)
+ngx_http_crm_capture_fields(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
+    ngx_http_crm_policy_t *policy)
 {
-    int                         rc;
+    size_t      i;
+    ngx_str_t  *f;
+
+    for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
+        ngx_http_crm_capture_field(r, ctx, &policy->fields[i], &ctx->field[i]);
+    }
+
+    f = &ctx->field[NGX_HTTP_CRM_FIELD_EMAIL];
+    f->len = ngx_http_crm_email_normalize(f->data, f->len, f->data);
+
+    f = &ctx->field[NGX_HTTP_CRM_FIELD_PHONE];
+    f->len = ngx_http_crm_phone_normalize(f->data, f->len, f->data);
+}
+
+
+static void
+ngx_http_crm_capture_field(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
+    ngx_http_crm_str_t *pointer, ngx_str_t *value)
+{
+    u_char                     *buf;
     const u_char               *ptr;
-    size_t                      plen;
     ngx_http_crm_json_value_t   v;
 
     ngx_str_null(value);
@@ -381,9 +461,13 @@ ngx_http_crm_capture_field(ngx_str_t *json, ngx_http_crm_str_t *pointer,
     }
 
     ptr = pointer->data;
-    plen = pointer->len;
 
-    if (form) {
+    if (ctx->form) {
+        buf = ngx_pnalloc(r->pool, pointer->len);
+        if (buf == NULL) {
+            return;
+        }
+
         if (ngx_http_crm_form_pointer(pointer->data, pointer->len, buf) < 0) {
             return;
         }
@@ -391,17 +475,34 @@ ngx_http_crm_capture_field(ngx_str_t *json, ngx_http_crm_str_t *pointer,
         ptr = buf;
     }
 
-    rc = ngx_http_crm_json_get(json->data, json->len, ptr, plen, &v);
-
-    if (rc != 0
-        || (v.type != NGX_HTTP_CRM_JSON_STRING
-            && v.type != NGX_HTTP_CRM_JSON_NUMBER))
+    if (ngx_http_crm_json_get(ctx->json.data, ctx->json.len, ptr,
+                              pointer->len, &v)
+        != 0)
     {
         return;
     }
 
-    value->data = (u_char *) v.start;
-    value->len = v.len;
+    if (v.type == NGX_HTTP_CRM_JSON_NUMBER) {
+        value->data = ngx_pnalloc(r->pool, v.len);
+        if (value->data == NULL) {
+            return;
+        }
+
+        value->len = v.len;
+        ngx_memcpy(value->data, v.start, v.len);
+        return;
+    }
+
+    if (v.type != NGX_HTTP_CRM_JSON_STRING) {
+        return;
+    }
+
+    value->data = ngx_pnalloc(r->pool, v.len + 1);
+    if (value->data == NULL) {
+        return;
+    }
+
+    value->len = ngx_http_crm_json_unescape(v.start, v.len, value->data);
 }
 
 

@@ -29,6 +29,10 @@ static ngx_int_t ngx_http_crm_read_policy(ngx_conf_t *cf, ngx_str_t *file,
 static void ngx_http_crm_policy_cleanup(void *data);
 static ngx_int_t ngx_http_crm_spool_path(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *cmcf);
+static ngx_int_t ngx_http_crm_policy_json(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *cmcf);
+static u_char *ngx_http_crm_json_str(u_char *p, ngx_http_crm_str_t *s);
+static u_char *ngx_http_crm_json_money(u_char *p, int64_t cents);
 static void ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd);
 
 
@@ -126,10 +130,25 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    /* a server without crm_capture pays nothing for the module */
+    if (cmcf->policy == NULL) {
+        return NGX_OK;
+    }
 
-    if (cmcf->capture_used) {
-        return ngx_http_crm_capture_init(cf);
+    if (ngx_http_crm_identity_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a server without crm_capture pays nothing more for the module */
+
+    if (!cmcf->capture_used) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_crm_identity_keys(cf, cmcf) != NGX_OK
+        || ngx_http_crm_capture_init(cf) != NGX_OK
+        || ngx_http_crm_order_init(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -171,6 +190,7 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_hex_dump(cmcf->policy_sha256, md, mdlen);
+    cmcf->policy_sha256[NGX_HTTP_CRM_SHA256_HEX] = '\0';
 
     /* the cleanup first: it must exist before the parser allocates */
 
@@ -200,6 +220,10 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (ngx_http_crm_stats_zone(cf, cmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_crm_policy_json(cf, cmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -326,6 +350,110 @@ ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
     cmcf->spool_path = path;
 
     return NGX_OK;
+}
+
+
+/*
+ * The part of the policy that PostgreSQL's functions decide with, as JSON:
+ * registered on every connection under the policy's sha256
+ * (crm.register_policy), so that events name it and nodes with different
+ * policies can share one database.
+ */
+
+static ngx_int_t
+ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+{
+    u_char                    *p;
+    size_t                     len, i;
+    ngx_http_crm_policy_t     *pl = cmcf->policy;
+    ngx_http_crm_loyalty_t    *lo = &pl->loyalty;
+    ngx_http_crm_surprises_t  *su = &pl->surprises;
+
+    /* every string at most 6 times its length once escaped */
+
+    len = 1024 + 6 * (lo->card.prefix.len + pl->feedback.sla.timezone.len);
+
+    for (i = 0; i < lo->ntiers; i++) {
+        len += 128 + 6 * lo->tiers[i].name.len;
+    }
+
+    for (i = 0; i < su->ngifts; i++) {
+        len += 64 + 6 * su->gifts[i].name.len;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmcf->policy_json.data = p;
+
+    p = ngx_sprintf(p, "{\"loyalty\":{\"card\":{\"after_paid_orders\":%ud,"
+                    "\"prefix\":", lo->card.after_paid_orders);
+    p = ngx_http_crm_json_str(p, &lo->card.prefix);
+    p = ngx_sprintf(p, "},\"tiers\":[");
+
+    for (i = 0; i < lo->ntiers; i++) {
+        p = ngx_sprintf(p, "%s{\"name\":", i ? "," : "");
+        p = ngx_http_crm_json_str(p, &lo->tiers[i].name);
+        p = ngx_sprintf(p, ",\"paid_orders\":%ud,\"spent\":",
+                        lo->tiers[i].paid_orders);
+        p = ngx_http_crm_json_money(p, lo->tiers[i].spent);
+        p = ngx_sprintf(p, ",\"discount\":%ud}", lo->tiers[i].discount);
+    }
+
+    p = ngx_sprintf(p, "],\"promise\":{\"valid_for_s\":%L,"
+                    "\"max_discount\":%ud}},",
+                    lo->promise.valid_for / 1000, lo->promise.max_discount);
+
+    /* the probability with 6 decimals: "%.6f" without libc */
+
+    p = ngx_sprintf(p, "\"surprises\":{\"probability\":%ui.%06ui,"
+                    "\"min_paid_orders\":%ud,\"cooldown_s\":%L,"
+                    "\"daily_budget\":",
+                    (ngx_uint_t) su->probability,
+                    (ngx_uint_t) ((su->probability
+                                   - (ngx_uint_t) su->probability)
+                                  * 1000000 + 0.5),
+                    su->min_paid_orders, su->cooldown / 1000);
+    p = ngx_http_crm_json_money(p, su->daily_budget);
+    p = ngx_sprintf(p, ",\"gifts\":[");
+
+    for (i = 0; i < su->ngifts; i++) {
+        p = ngx_sprintf(p, "%s{\"name\":", i ? "," : "");
+        p = ngx_http_crm_json_str(p, &su->gifts[i].name);
+        p = ngx_sprintf(p, ",\"cost\":");
+        p = ngx_http_crm_json_money(p, su->gifts[i].cost);
+        *p++ = '}';
+    }
+
+    p = ngx_sprintf(p, "]},\"holdout\":{\"percent\":%ud},\"timezone\":",
+                    pl->holdout.percent);
+    p = ngx_http_crm_json_str(p, &pl->feedback.sla.timezone);
+    *p++ = '}';
+    *p = '\0';
+
+    cmcf->policy_json.len = p - cmcf->policy_json.data;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_crm_json_str(u_char *p, ngx_http_crm_str_t *s)
+{
+    *p++ = '"';
+    p = (u_char *) ngx_escape_json(p, s->data, s->len);
+    *p++ = '"';
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_crm_json_money(u_char *p, int64_t cents)
+{
+    return ngx_sprintf(p, "%L.%02L", cents / 100, cents % 100);
 }
 
 

@@ -162,6 +162,15 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* every connection registers the policy the decisions are made with */
+
+    cmcf->on_connect[0] = (char *) cmcf->policy_sha256;
+    cmcf->on_connect[1] = (char *) cmcf->policy_json.data;
+
+    ngx_http_crm_pg_on_connect(cmcf->pg,
+                               "SELECT crm.register_policy($1, $2::jsonb)",
+                               2, cmcf->on_connect);
+
     return NGX_OK;
 }
 

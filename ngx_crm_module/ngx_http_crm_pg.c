@@ -11,7 +11,8 @@
  * Each connection is a state machine:
  *
  *     DOWN --connect--> CONNECTING --PQconnectPoll OK--> CHECKING
- *     CHECKING --schema version fits--> IDLE <--result--> BUSY
+ *     CHECKING --schema version fits, on-connect query done--> IDLE
+ *     IDLE <--result--> BUSY
  *     any state --error, timeout, lost server--> DOWN (one exit:
  *         ngx_http_crm_pg_fail(), which reports the query in flight as
  *         failed and arms the reconnect timer with backoff and jitter)
@@ -21,6 +22,11 @@
  * query that times out takes its connection down with it: cancelling would
  * block (PQcancel), and a connection in an unknown state never goes back to
  * the pool.
+ *
+ * A query sent while every connection is busy waits in the pool's queue,
+ * with a timer: its timeout covers the wait and the query together, so a
+ * request never waits longer than database.timeout.  While the database is
+ * known to be down nothing waits: ngx_http_crm_pg_send() declines at once.
  */
 
 
@@ -55,6 +61,7 @@ struct ngx_http_crm_pg_conn_s {
     ngx_msec_t                   started;
     ngx_event_t                  retry;
     ngx_http_crm_pg_query_t      check;
+    ngx_uint_t                   step;        /* of the CHECKING queries */
 };
 
 
@@ -69,6 +76,12 @@ struct ngx_http_crm_pg_s {
     ngx_uint_t                   schema_old;
     ngx_http_crm_pg_conn_t      *conns;
     ngx_http_crm_pg_hooks_t      hooks;
+    ngx_queue_t                  waiting;
+
+    /* run on every new connection after the schema check */
+    const char                  *on_connect;
+    int                          on_connect_nparams;
+    const char *const           *on_connect_values;
 };
 
 
@@ -83,6 +96,8 @@ static ngx_int_t ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc,
     ngx_http_crm_pg_query_t *q);
 static void ngx_http_crm_pg_check_done(ngx_http_crm_pg_query_t *q,
     PGresult *res);
+static void ngx_http_crm_pg_on_connect_done(ngx_http_crm_pg_query_t *q,
+    PGresult *res);
 static void ngx_http_crm_pg_fail(ngx_http_crm_pg_conn_t *pc,
     const char *what);
 static void ngx_http_crm_pg_close(ngx_http_crm_pg_conn_t *pc);
@@ -91,6 +106,9 @@ static void ngx_http_crm_pg_set_up(ngx_http_crm_pg_conn_t *pc,
     ngx_uint_t up);
 static void ngx_http_crm_pg_log_error(ngx_http_crm_pg_conn_t *pc,
     const char *what);
+static void ngx_http_crm_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg);
+static void ngx_http_crm_pg_fail_waiting(ngx_http_crm_pg_t *pg);
 
 
 static char  ngx_http_crm_pg_check_sql[] =
@@ -129,6 +147,8 @@ ngx_http_crm_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
     ngx_cpystrn((u_char *) pg->conninfo, conninfo->data, conninfo->len + 1);
 
+    ngx_queue_init(&pg->waiting);
+
     pg->log = cycle->log;
     pg->timeout = timeout;
     pg->nconns = connections;
@@ -149,10 +169,10 @@ ngx_http_crm_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
 
 /*
- * Sends q on an idle connection.  Returns NGX_OK when it was sent (the
- * handler runs later, exactly once, unless the query is detached), or
- * NGX_DECLINED when no connection is idle: the database is down, every
- * connection is busy, or the schema is older than the module needs.
+ * Sends q on an idle connection, or queues it until one is idle.  Returns
+ * NGX_OK when it was sent or queued: the handler runs later, exactly once,
+ * within q->timeout, unless the query is detached.  Returns NGX_DECLINED
+ * when the database is known to be down or its schema is too old.
  */
 
 ngx_int_t
@@ -161,23 +181,41 @@ ngx_http_crm_pg_send(ngx_http_crm_pg_t *pg, ngx_http_crm_pg_query_t *q)
     ngx_uint_t               i;
     ngx_http_crm_pg_conn_t  *pc;
 
-    if (pg == NULL || pg->schema_old) {
+    if (ngx_http_crm_pg_is_down(pg)) {
         return NGX_DECLINED;
     }
 
-    for (i = 0; i < pg->nconns; i++) {
-        pc = &pg->conns[i];
+    if (q->timeout == 0) {
+        q->timeout = pg->timeout;
+    }
 
-        if (pc->state != NGX_HTTP_CRM_PG_IDLE) {
-            continue;
+    q->deadline = ngx_current_msec + q->timeout;
+
+    if (ngx_queue_empty(&pg->waiting)) {
+        for (i = 0; i < pg->nconns; i++) {
+            pc = &pg->conns[i];
+
+            if (pc->state == NGX_HTTP_CRM_PG_IDLE
+                && ngx_http_crm_pg_start(pc, q) == NGX_OK)
+            {
+                return NGX_OK;
+            }
         }
 
-        if (ngx_http_crm_pg_start(pc, q) == NGX_OK) {
-            return NGX_OK;
+        if (ngx_http_crm_pg_is_down(pg)) {
+            return NGX_DECLINED;
         }
     }
 
-    return NGX_DECLINED;
+    q->pg = pg;
+    q->wait.handler = ngx_http_crm_pg_wait_timeout;
+    q->wait.data = q;
+    q->wait.log = pg->log;
+
+    ngx_add_timer(&q->wait, q->timeout);
+    ngx_queue_insert_tail(&pg->waiting, &q->queue);
+
+    return NGX_OK;
 }
 
 
@@ -189,6 +227,111 @@ ngx_http_crm_pg_detach(ngx_http_crm_pg_query_t *q)
     if (q->conn != NULL) {
         q->conn->query = NULL;
         q->conn = NULL;
+    }
+
+    if (q->pg != NULL) {
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        ngx_queue_remove(&q->queue);
+        q->pg = NULL;
+    }
+}
+
+
+/*
+ * Registers a query every new connection runs before it joins the pool
+ * (the policy, for the functions that need it).  The values must live as
+ * long as the pool.
+ */
+
+void
+ngx_http_crm_pg_on_connect(ngx_http_crm_pg_t *pg, const char *command,
+    int nparams, const char *const *values)
+{
+    pg->on_connect = command;
+    pg->on_connect_nparams = nparams;
+    pg->on_connect_values = values;
+}
+
+
+static void
+ngx_http_crm_pg_wait_timeout(ngx_event_t *ev)
+{
+    ngx_http_crm_pg_query_t  *q = ev->data;
+
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "crm: no PostgreSQL connection was free within %M ms",
+                  q->timeout);
+
+    ngx_queue_remove(&q->queue);
+    q->pg = NULL;
+
+    q->handler(q, NULL);
+}
+
+
+/* gives idle connections to the queries waiting, oldest first */
+
+static void
+ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
+{
+    ngx_uint_t                i;
+    ngx_queue_t              *head;
+    ngx_http_crm_pg_conn_t   *pc;
+    ngx_http_crm_pg_query_t  *q;
+
+    for (i = 0; i < pg->nconns && !ngx_queue_empty(&pg->waiting); i++) {
+        pc = &pg->conns[i];
+
+        if (pc->state != NGX_HTTP_CRM_PG_IDLE) {
+            continue;
+        }
+
+        head = ngx_queue_head(&pg->waiting);
+        q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
+
+        ngx_queue_remove(head);
+        q->pg = NULL;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        q->timeout = (q->deadline > ngx_current_msec)
+                     ? q->deadline - ngx_current_msec : 1;
+
+        if (ngx_http_crm_pg_start(pc, q) != NGX_OK) {
+            /* pc failed before taking q: q waits for the next one */
+            q->pg = pg;
+            ngx_add_timer(&q->wait, q->timeout);
+            ngx_queue_insert_head(&pg->waiting, &q->queue);
+        }
+    }
+}
+
+
+/* the database is down: nothing waits for it */
+
+static void
+ngx_http_crm_pg_fail_waiting(ngx_http_crm_pg_t *pg)
+{
+    ngx_queue_t              *head;
+    ngx_http_crm_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pg->waiting)) {
+        head = ngx_queue_head(&pg->waiting);
+        q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
+
+        ngx_queue_remove(head);
+        q->pg = NULL;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        q->handler(q, NULL);
     }
 }
 
@@ -436,6 +579,7 @@ ngx_http_crm_pg_connect_poll(ngx_http_crm_pg_conn_t *pc)
     pc->state = NGX_HTTP_CRM_PG_CHECKING;
 
     ngx_memzero(&pc->check, sizeof(ngx_http_crm_pg_query_t));
+    pc->step = 0;
     pc->check.command = ngx_http_crm_pg_check_sql;
     pc->check.timeout = ngx_max(pc->pg->timeout * 4,
                                 NGX_HTTP_CRM_PG_CONNECT_MIN);
@@ -494,6 +638,38 @@ ngx_http_crm_pg_check_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     pg->schema_old = 0;
     pg->backoff = 0;
+
+    if (pg->on_connect != NULL) {
+        pc->step = 1;
+        pc->check.command = pg->on_connect;
+        pc->check.nparams = pg->on_connect_nparams;
+        pc->check.values = pg->on_connect_values;
+        pc->check.handler = ngx_http_crm_pg_on_connect_done;
+
+        (void) ngx_http_crm_pg_start(pc, &pc->check);
+        return;
+    }
+
+    ngx_http_crm_pg_set_up(pc, 1);
+}
+
+
+static void
+ngx_http_crm_pg_on_connect_done(ngx_http_crm_pg_query_t *q, PGresult *res)
+{
+    ngx_http_crm_pg_conn_t *pc = q->data;
+
+    if (res == NULL || pc->state != NGX_HTTP_CRM_PG_CHECKING) {
+        return;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_ERR, pc->pg->log, 0,
+                      "crm: %s failed: %s", q->command,
+                      PQresultErrorMessage(res));
+        ngx_http_crm_pg_fail(pc, NULL);
+        return;
+    }
 
     ngx_http_crm_pg_set_up(pc, 1);
 }
@@ -677,11 +853,21 @@ ngx_http_crm_pg_complete(ngx_http_crm_pg_conn_t *pc)
         PQclear(res);
     }
 
+    if (pc->state == NGX_HTTP_CRM_PG_IDLE) {
+        ngx_http_crm_pg_dispatch(pg);
+    }
+
     if (pc->state == NGX_HTTP_CRM_PG_IDLE && pg->hooks.ready) {
         pg->hooks.ready(pg->hooks.ready_data);
     }
 }
 
+
+/*
+ * Sends q on pc.  Returns NGX_OK once pc has taken q (its handler will be
+ * called, even if pc fails right away), NGX_ERROR when pc failed before
+ * taking it.
+ */
 
 static ngx_int_t
 ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc, ngx_http_crm_pg_query_t *q)
@@ -713,8 +899,9 @@ ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc, ngx_http_crm_pg_query_t *q)
     rc = PQflush(pc->conn);
 
     if (rc == -1) {
+        /* q is taken: the failure reports it */
         ngx_http_crm_pg_fail(pc, "PQflush()");
-        return NGX_ERROR;
+        return NGX_OK;
     }
 
     /* rc == 1: the rest goes out on the write event */
@@ -755,6 +942,10 @@ ngx_http_crm_pg_fail(ngx_http_crm_pg_conn_t *pc, const char *what)
     }
 
     pg->down = 1;
+
+    if (pg->up == 0) {
+        ngx_http_crm_pg_fail_waiting(pg);
+    }
 
     if (q != NULL) {
         q->conn = NULL;
@@ -831,7 +1022,9 @@ ngx_http_crm_pg_set_up(ngx_http_crm_pg_conn_t *pc, ngx_uint_t up)
             (void) ngx_atomic_fetch_add(pg->hooks.up, 1);
         }
 
-        if (pg->hooks.ready) {
+        ngx_http_crm_pg_dispatch(pg);
+
+        if (pc->state == NGX_HTTP_CRM_PG_IDLE && pg->hooks.ready) {
             pg->hooks.ready(pg->hooks.ready_data);
         }
 

@@ -15,7 +15,7 @@
 
 
 /* the schema version (sql/NNN_*.sql) this module needs at least */
-#define NGX_HTTP_CRM_SCHEMA_VERSION  1
+#define NGX_HTTP_CRM_SCHEMA_VERSION  2
 
 
 typedef struct ngx_http_crm_pg_s        ngx_http_crm_pg_t;
@@ -36,8 +36,12 @@ struct ngx_http_crm_pg_query_s {
     ngx_http_crm_pg_done_pt      handler;
     void                        *data;
 
-    /* private: the connection running it, NULL once done or detached */
-    ngx_http_crm_pg_conn_t      *conn;
+    /* private */
+    ngx_http_crm_pg_conn_t      *conn;      /* running it, NULL otherwise */
+    ngx_http_crm_pg_t           *pg;        /* waiting for a connection */
+    ngx_queue_t                  queue;
+    ngx_event_t                  wait;
+    ngx_msec_t                   deadline;
 };
 
 
@@ -57,6 +61,8 @@ typedef struct {
 ngx_http_crm_pg_t *ngx_http_crm_pg_create(ngx_cycle_t *cycle,
     ngx_str_t *conninfo, ngx_uint_t connections, ngx_msec_t timeout,
     ngx_http_crm_pg_hooks_t *hooks);
+void ngx_http_crm_pg_on_connect(ngx_http_crm_pg_t *pg, const char *command,
+    int nparams, const char *const *values);
 ngx_int_t ngx_http_crm_pg_send(ngx_http_crm_pg_t *pg,
     ngx_http_crm_pg_query_t *q);
 void ngx_http_crm_pg_detach(ngx_http_crm_pg_query_t *q);

@@ -196,14 +196,14 @@ ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
 
 
 /*
- * Appends one event line (ending in '\n') to the worker's file and wakes
- * the writer.  Returns NGX_ERROR when the write failed: the caller counts
+ * Appends one line (ending in '\n') to the worker's file and wakes the
+ * writer; event: the line is a captured interaction, for the counters.  Returns NGX_ERROR when the write failed: the caller counts
  * the event as lost and says so.
  */
 
 ngx_int_t
 ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
-    size_t len)
+    size_t len, ngx_uint_t event)
 {
     ssize_t  n;
 
@@ -226,12 +226,19 @@ ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
 
     spool->own.size += len;
 
-    (void) ngx_atomic_fetch_add(&spool->stats->captured, 1);
+    if (event) {
+        (void) ngx_atomic_fetch_add(&spool->stats->captured, 1);
+    }
+
     ngx_http_crm_spool_gauge(spool);
 
     if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
-        spool->backlog++;
-        (void) ngx_atomic_fetch_add(&spool->stats->spooled, 1);
+
+        if (event) {
+            spool->backlog++;
+            (void) ngx_atomic_fetch_add(&spool->stats->spooled, 1);
+        }
+
         return NGX_OK;
     }
 
@@ -433,10 +440,15 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
         spool->buf_size = size;
     }
 
+    /* the events among the lines, for the counters */
+
     lines = 0;
 
-    for (p = spool->buf; p < last; p++) {
-        lines += (*p == '\n');
+    for (p = spool->buf; p < last; p = ngx_strlchr(p, last, '\n') + 1) {
+        lines += ((size_t) (last - p) < sizeof(NGX_HTTP_CRM_RESULT_LINE) - 1
+                  || ngx_strncmp(p, NGX_HTTP_CRM_RESULT_LINE,
+                                 sizeof(NGX_HTTP_CRM_RESULT_LINE) - 1)
+                     != 0);
     }
 
     /* libpq takes a text parameter up to its NUL; the buffer has room */

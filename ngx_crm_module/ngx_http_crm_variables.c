@@ -63,7 +63,7 @@ static ngx_http_variable_t  ngx_http_crm_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_crm_states[] = {
+ngx_str_t  ngx_http_crm_states[] = {
     ngx_string("off"),
     ngx_string("ok"),
     ngx_string("no_customer"),

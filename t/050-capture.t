@@ -182,7 +182,7 @@ order|-|bad_body|body larger than client_body_buffer_size|"
 
 
 
-=== TEST 11: chunked bodies are read whole
+=== TEST 11: chunked bodies are read whole; an order that names nobody
 --- policy eval: $::POLICY
 --- config eval: $::CONFIG
 --- raw_request eval
@@ -190,7 +190,7 @@ order|-|bad_body|body larger than client_body_buffer_size|"
 --- response_body_like: "length":25
 --- db eval
 "$::LAST
-order|CH-1|ok|-|{\"order\": {\"id\": \"CH-1\"}}"
+order|CH-1|no_customer|-|{\"order\": {\"id\": \"CH-1\"}}"
 
 
 
@@ -199,4 +199,4 @@ order|CH-1|ok|-|{\"order\": {\"id\": \"CH-1\"}}"
 --- config eval: $::CONFIG
 --- request
 GET /status
---- response_body_like: "events":\{"captured":10,"written":10,"spooled":0,"replayed":0,"bad_body":6\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":0,
+--- response_body_like: "events":\{"captured":10,"written":10,"spooled":0,"replayed":0,"bad_body":6,"cookies_rejected":0\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":0,

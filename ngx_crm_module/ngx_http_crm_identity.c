@@ -1,0 +1,364 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+/*
+ * Identity on the nginx side: the keys of identity.secret_file (read at
+ * configuration time), the signed cookie read from a captured request and
+ * set on the response to a decided order, the Idempotency-Key header, and
+ * the removal of X-CRM-* request headers a client sends, so that the shop
+ * can trust the ones nginx sets.
+ */
+
+
+#include "ngx_http_crm.h"
+#include "ngx_http_crm_cookie.h"
+
+
+static ngx_int_t ngx_http_crm_identity_strip(ngx_http_request_t *r);
+static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx, ngx_http_crm_main_conf_t *cmcf);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+ngx_int_t
+ngx_http_crm_identity_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_crm_identity_strip;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_crm_identity_header_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * identity.secret_file, relative to the nginx prefix.  A file that is not
+ * there leaves the module without cookies, and says so; a file with a bad
+ * key fails the configuration.
+ */
+
+ngx_int_t
+ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+{
+    char                     err[NGX_HTTP_CRM_POLICY_ERRLEN];
+    u_char                  *buf;
+    ssize_t                  n;
+    ngx_fd_t                 fd;
+    ngx_str_t                name;
+    ngx_file_info_t          fi;
+    ngx_http_crm_keys_t     *keys;
+    ngx_http_crm_policy_t   *policy = cmcf->policy;
+
+    name.len = policy->identity.secret_file.len;
+    name.data = policy->identity.secret_file.data;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, ngx_errno,
+                      "crm: identity.secret_file \"%V\" cannot be opened: "
+                      "no customer cookie is set or read", &name);
+        return NGX_OK;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 64 * 1024)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: identity.secret_file \"%V\" is not a small file",
+                      &name);
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    keys = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_keys_t));
+
+    if (buf == NULL || keys == NULL) {
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
+    (void) ngx_close_file(fd);
+
+    if (n != (ssize_t) ngx_file_size(&fi)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "crm: reading identity.secret_file \"%V\" failed",
+                      &name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_crm_keys_parse(buf, n, keys, err, sizeof(err)) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "crm: %V: %s", &name, err);
+        return NGX_ERROR;
+    }
+
+    cmcf->keys = keys;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The customer of a valid cookie, and the Idempotency-Key, into ctx.  A
+ * cookie that is malformed, expired or forged names nobody and is counted.
+ */
+
+void
+ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+{
+    size_t                     vlen;
+    uint64_t                   id;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    const u_char              *value;
+    ngx_list_part_t           *part;
+    ngx_table_elt_t          **cookies, *h;
+    ngx_http_crm_policy_t     *policy;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    static ngx_str_t  idem = ngx_string("Idempotency-Key");
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    policy = cmcf->policy;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == idem.len
+            && ngx_strncasecmp(h[i].key.data, idem.data, idem.len) == 0)
+        {
+            ctx->idempotency_key = h[i].value;
+            break;
+        }
+    }
+
+    if (cmcf->keys == NULL) {
+        return;
+    }
+
+    cookies = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+
+        if (ngx_http_crm_cookie_find(cookies[i]->value.data,
+                                     cookies[i]->value.len,
+                                     policy->identity.cookie.data,
+                                     policy->identity.cookie.len,
+                                     &value, &vlen)
+            != 0)
+        {
+            continue;
+        }
+
+        rc = ngx_http_crm_cookie_verify(value, vlen, cmcf->keys, ngx_time(),
+                                        policy->identity.max_age / 1000, &id);
+
+        if (rc == NGX_HTTP_CRM_COOKIE_OK) {
+            ctx->customer_id = id;
+            ctx->cookie_ok = 1;
+
+            ctx->customer.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+            if (ctx->customer.data != NULL) {
+                ctx->customer.len = ngx_sprintf(ctx->customer.data, "%uL", id)
+                                    - ctx->customer.data;
+            }
+
+            return;
+        }
+
+        (void) ngx_atomic_fetch_add(&cmcf->stats->cookies_rejected, 1);
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "crm: customer cookie %s, ignored",
+                      rc == NGX_HTTP_CRM_COOKIE_EXPIRED ? "expired"
+                      : rc == NGX_HTTP_CRM_COOKIE_BAD_MAC ? "forged"
+                      : "malformed");
+    }
+}
+
+
+/*
+ * Post-read phase: X-CRM-* request headers from the client are removed, so
+ * that the shop can trust the ones nginx adds.  The list is rebuilt only
+ * when there is one.
+ */
+
+static ngx_int_t
+ngx_http_crm_identity_strip(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, found;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    found = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len > 6
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-crm-", 6) == 0)
+            {
+                found++;
+            }
+        }
+    }
+
+    if (found == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len > 6
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-crm-", 6) == 0)
+            {
+                ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                               "crm: client header \"%V: %V\" removed",
+                               &h[i].key, &h[i].value);
+                continue;
+            }
+
+            copy = ngx_list_push(&headers);
+            if (copy == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *copy = h[i];
+        }
+    }
+
+    r->headers_in.headers = headers;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_crm_ctx_t        *ctx;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+
+    if (ctx != NULL
+        && ctx->decided
+        && cmcf->keys != NULL
+        && r->headers_out.status >= 200
+        && r->headers_out.status < 300)
+    {
+        if (ngx_http_crm_identity_set_cookie(r, ctx, cmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * Set-Cookie: NAME=v1...; Max-Age=N; Path=/; HttpOnly; SameSite=Lax, and
+ * Secure when the request came over TLS.
+ */
+
+static ngx_int_t
+ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx, ngx_http_crm_main_conf_t *cmcf)
+{
+    u_char                 *p;
+    size_t                  len, n;
+    ngx_table_elt_t        *set;
+    ngx_http_crm_policy_t  *policy = cmcf->policy;
+
+    u_char                  value[NGX_HTTP_CRM_COOKIE_LEN_MAX];
+
+    n = ngx_http_crm_cookie_sign(value, ctx->customer_id, ngx_time(),
+                                 cmcf->keys);
+    if (n == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "crm: signing the customer cookie failed");
+        return NGX_OK;
+    }
+
+    len = policy->identity.cookie.len + 1 + n
+          + sizeof("; Max-Age=; Path=/; HttpOnly; SameSite=Lax; Secure") - 1
+          + NGX_TIME_T_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    set = ngx_list_push(&r->headers_out.headers);
+    if (set == NULL) {
+        return NGX_ERROR;
+    }
+
+    set->hash = 1;
+    ngx_str_set(&set->key, "Set-Cookie");
+    set->value.data = p;
+
+    p = ngx_sprintf(p, "%s=%*s; Max-Age=%L; Path=/; HttpOnly; SameSite=Lax",
+                    policy->identity.cookie.data, n, value,
+                    policy->identity.max_age / 1000);
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+#endif
+
+    set->value.len = p - set->value.data;
+
+    return NGX_OK;
+}
