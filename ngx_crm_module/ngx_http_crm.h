@@ -69,6 +69,9 @@ typedef struct {
     ngx_atomic_t             bad_body;
     ngx_atomic_t             rejected;
     ngx_atomic_t             cookies_rejected;
+    ngx_atomic_t             decided;
+    ngx_atomic_t             undecided;
+    ngx_atomic_t             no_customer;
     ngx_atomic_t             spool_bytes[NGX_HTTP_CRM_WORKERS_MAX];
     ngx_atomic_t             conn_up;
     ngx_atomic_t             conn_busy;

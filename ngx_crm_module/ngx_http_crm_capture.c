@@ -50,6 +50,25 @@ static ngx_str_t  ngx_http_crm_kinds[] = {
 };
 
 
+/* the fields each kind of event reads, as bits of ngx_http_crm_field_e */
+
+#define ngx_http_crm_bit(f)  (1 << NGX_HTTP_CRM_FIELD_ ## f)
+
+static ngx_uint_t  ngx_http_crm_kind_fields[] = {
+    0,
+    ngx_http_crm_bit(ORDER_ID) | ngx_http_crm_bit(EMAIL)
+    | ngx_http_crm_bit(PHONE) | ngx_http_crm_bit(NAME)
+    | ngx_http_crm_bit(BIRTHDAY) | ngx_http_crm_bit(TOTAL)
+    | ngx_http_crm_bit(CURRENCY),                       /* order */
+    ngx_http_crm_bit(ORDER_ID) | ngx_http_crm_bit(EMAIL)
+    | ngx_http_crm_bit(PHONE) | ngx_http_crm_bit(TOTAL)
+    | ngx_http_crm_bit(CURRENCY),                       /* payment */
+    ngx_http_crm_bit(ORDER_ID) | ngx_http_crm_bit(STATUS)
+    | ngx_http_crm_bit(ETA),                            /* status */
+    (1 << NGX_HTTP_CRM_FIELD_N) - 1                     /* feedback */
+};
+
+
 /* the fields an event line carries, by their policy name */
 
 static ngx_str_t  ngx_http_crm_field_names[] = {
@@ -431,11 +450,17 @@ static void
 ngx_http_crm_capture_fields(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     ngx_http_crm_policy_t *policy)
 {
-    size_t      i;
-    ngx_str_t  *f;
+    size_t                    i;
+    ngx_str_t                *f;
+    ngx_http_crm_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
 
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
-        ngx_http_crm_capture_field(r, ctx, &policy->fields[i], &ctx->field[i]);
+        if (ngx_http_crm_kind_fields[lcf->capture] & (1 << i)) {
+            ngx_http_crm_capture_field(r, ctx, &policy->fields[i],
+                                       &ctx->field[i]);
+        }
     }
 
     f = &ctx->field[NGX_HTTP_CRM_FIELD_EMAIL];

@@ -82,11 +82,13 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         && ctx->customer_id == 0)
     {
         ctx->state = NGX_HTTP_CRM_STATE_NO_CUSTOMER;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->no_customer, 1);
         return NGX_DECLINED;
     }
 
     if (ngx_http_crm_pg_is_down(cmcf->pg)) {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
         return NGX_DECLINED;
     }
 
@@ -149,6 +151,7 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
     if (ngx_http_crm_pg_send(cmcf->pg, q) != NGX_OK) {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
         return NGX_DECLINED;
     }
 
@@ -172,11 +175,13 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 {
     ngx_http_crm_ctx_t *ctx = q->data;
 
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_crm_main_conf_t  *cmcf;
 
     r = ctx->request;
     c = r->connection;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     ctx->parked = 0;
 
@@ -191,9 +196,11 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     {
         ctx->decided = 1;
         ctx->state = NGX_HTTP_CRM_STATE_OK;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->decided, 1);
 
     } else {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "crm: no order decision in time: the order goes on "
                       "without one");

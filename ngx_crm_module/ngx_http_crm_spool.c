@@ -13,6 +13,11 @@
  * reload, restart) from the moment its request is let go; the event id
  * makes a batch sent twice harmless.
  *
+ * Lines appended while the event loop handles one batch of events are
+ * written to the file with one write() at the end of that turn (a posted
+ * event), before the loop waits again: no answer from the shop, and so
+ * nothing the client sees, can come before its event is in the file.
+ *
  * Files are named worker-PID.jsonl and held with flock() by their worker.
  * A file nobody holds was left by a worker that is gone: the writer of any
  * worker takes it over, sends it after its own, and removes it.
@@ -35,6 +40,7 @@
 #define NGX_HTTP_CRM_SPOOL_BATCH      (256 * 1024)
 #define NGX_HTTP_CRM_SPOOL_LINE_MAX   (64 * 1024 * 1024)
 #define NGX_HTTP_CRM_SPOOL_SCAN       1000
+#define NGX_HTTP_CRM_SPOOL_OUT        (64 * 1024)
 
 
 typedef struct {
@@ -66,6 +72,12 @@ struct ngx_http_crm_spool_s {
     u_char                   *buf;         /* buf_size + 1 for a NUL */
     size_t                    buf_size;
 
+    /* lines not yet written to the file */
+    u_char                   *out;
+    size_t                    out_len;
+    ngx_uint_t                out_lines;
+    ngx_event_t               write;
+
     ngx_event_t               flush;
     ngx_event_t               scan;
 
@@ -87,6 +99,9 @@ static void ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_drop_orphan(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_gauge(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_write_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_crm_spool_write(ngx_http_crm_spool_t *spool,
+    u_char *data, size_t len, ngx_uint_t lines);
 
 
 static char  ngx_http_crm_spool_sql[] =
@@ -123,6 +138,16 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     if (spool->buf == NULL) {
         return NULL;
     }
+
+    spool->out = ngx_palloc(cycle->pool, NGX_HTTP_CRM_SPOOL_OUT);
+    if (spool->out == NULL) {
+        ngx_free(spool->buf);
+        return NULL;
+    }
+
+    spool->write.handler = ngx_http_crm_spool_write_handler;
+    spool->write.data = spool;
+    spool->write.log = cycle->log;
 
     if (ngx_http_crm_spool_open(spool) != NGX_OK) {
         ngx_free(spool->buf);
@@ -196,41 +221,45 @@ ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
 
 
 /*
- * Appends one line (ending in '\n') to the worker's file and wakes the
- * writer; event: the line is a captured interaction, for the counters.  Returns NGX_ERROR when the write failed: the caller counts
- * the event as lost and says so.
+ * Appends one line (ending in '\n') for the worker's file and wakes the
+ * writer; event: the line is a captured interaction, for the counters.
+ * The line is copied: the caller's memory may go.
  */
 
 ngx_int_t
 ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     size_t len, ngx_uint_t event)
 {
-    ssize_t  n;
-
-    n = ngx_write_fd(spool->own.fd, line, len);
-
-    if (n != (ssize_t) len) {
-        ngx_log_error(NGX_LOG_CRIT, spool->log, ngx_errno,
-                      "crm: " ngx_write_fd_n " \"%s\" failed (%z of %uz)",
-                      spool->own.name, n, len);
-
-        /* a partial line: the file ends where it did before */
-
-        if (n > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
-            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                          "crm: ftruncate(\"%s\") failed", spool->own.name);
+    if (spool->out_len + len > NGX_HTTP_CRM_SPOOL_OUT) {
+        if (ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
+                                     spool->out_lines)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
 
-        return NGX_ERROR;
+        spool->out_len = 0;
+        spool->out_lines = 0;
     }
 
-    spool->own.size += len;
+    if (len > NGX_HTTP_CRM_SPOOL_OUT) {
+        if (ngx_http_crm_spool_write(spool, line, len, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        ngx_memcpy(spool->out + spool->out_len, line, len);
+        spool->out_len += len;
+        spool->out_lines++;
+
+        if (!spool->write.posted) {
+            ngx_post_event(&spool->write, &ngx_posted_events);
+        }
+    }
 
     if (event) {
         (void) ngx_atomic_fetch_add(&spool->stats->captured, 1);
     }
-
-    ngx_http_crm_spool_gauge(spool);
 
     if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
 
@@ -243,6 +272,61 @@ ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     }
 
     ngx_http_crm_spool_schedule(spool);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_spool_write_handler(ngx_event_t *ev)
+{
+    ngx_http_crm_spool_t  *spool = ev->data;
+
+    if (spool->out_len) {
+        (void) ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
+                                        spool->out_lines);
+        spool->out_len = 0;
+        spool->out_lines = 0;
+    }
+}
+
+
+/*
+ * One write() of whole lines to the worker's file.  On a failure (a full
+ * disk) the lines are lost: said at [crit] and counted as errors; a partial
+ * write is cut back so that the file holds whole lines only.
+ */
+
+static ngx_int_t
+ngx_http_crm_spool_write(ngx_http_crm_spool_t *spool, u_char *data,
+    size_t len, ngx_uint_t lines)
+{
+    ssize_t  n;
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    n = ngx_write_fd(spool->own.fd, data, len);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_CRIT, spool->log, ngx_errno,
+                      "crm: " ngx_write_fd_n " \"%s\" failed (%z of %uz), "
+                      "%ui events lost", spool->own.name, n, len, lines);
+
+        (void) ngx_atomic_fetch_add(&spool->stats->errors, lines);
+
+        if (n > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                          "crm: ftruncate(\"%s\") failed", spool->own.name);
+        }
+
+        return NGX_ERROR;
+    }
+
+    spool->own.size += len;
+
+    ngx_http_crm_spool_gauge(spool);
 
     return NGX_OK;
 }
@@ -272,6 +356,12 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
     if (spool == NULL) {
         return;
     }
+
+    if (spool->write.posted) {
+        ngx_delete_posted_event(&spool->write);
+    }
+
+    ngx_http_crm_spool_write_handler(&spool->write);
 
     if (spool->flush.timer_set) {
         ngx_del_timer(&spool->flush);
@@ -326,6 +416,13 @@ ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
 
     if (spool->file != NULL) {
         return;
+    }
+
+    /* what this turn appended goes to the file first */
+
+    if (spool->write.posted) {
+        ngx_delete_posted_event(&spool->write);
+        ngx_http_crm_spool_write_handler(&spool->write);
     }
 
     f = &spool->own;
