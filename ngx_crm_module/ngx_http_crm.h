@@ -21,6 +21,7 @@
 #include "ngx_http_crm_policy.h"
 #include "ngx_http_crm_pg.h"
 #include "ngx_http_crm_cookie.h"
+#include "ngx_http_crm_cache.h"
 
 
 #define NGX_HTTP_CRM_VERSION     "0.1.0"
@@ -105,6 +106,8 @@ typedef struct {
     uint64_t                 event_seq;
 
     ngx_uint_t               capture_used;
+    ngx_uint_t               uses_db;       /* capture or upstream_header */
+    ngx_http_crm_cache_ctx_t *cache;
 
     /* the directive and its line, for "needs crm_policy" errors */
     ngx_str_t                needs_policy;

@@ -138,14 +138,20 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    cmcf->uses_db = cmcf->capture_used
+                    || cmcf->policy->identity.upstream_header.len;
+
+    if (cmcf->uses_db && ngx_http_crm_identity_keys(cf, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* a server without crm_capture pays nothing more for the module */
 
     if (!cmcf->capture_used) {
         return NGX_OK;
     }
 
-    if (ngx_http_crm_identity_keys(cf, cmcf) != NGX_OK
-        || ngx_http_crm_capture_init(cf) != NGX_OK
+    if (ngx_http_crm_capture_init(cf) != NGX_OK
         || ngx_http_crm_order_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
@@ -224,6 +230,12 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (ngx_http_crm_policy_json(cf, cmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->cache = ngx_http_crm_cache_zone(cf, policy->cache.size,
+                                          (ngx_msec_t) policy->cache.ttl);
+    if (cmcf->cache == NULL) {
         return NGX_CONF_ERROR;
     }
 

@@ -10,17 +10,45 @@
  * set on the response to a decided order, the Idempotency-Key header, and
  * the removal of X-CRM-* request headers a client sends, so that the shop
  * can trust the ones nginx sets.
+ *
+ * identity.upstream_header: when the shop's response names a logged-in
+ * customer's e-mail, the header is removed and the cookie set.  A header
+ * filter cannot wait for PostgreSQL, so the customer's id comes from the
+ * shared-memory cache; on a miss crm.identify_customer() is asked in the
+ * background (the request does not wait, and may end before the answer)
+ * and the cookie is set on the next response that names the customer.
  */
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_body.h"
 #include "ngx_http_crm_cookie.h"
+#include "ngx_http_crm_cache.h"
+
+
+typedef struct {
+    ngx_http_crm_pg_query_t   query;
+    ngx_http_crm_cache_ctx_t *cache;
+    const char               *values[2];
+    size_t                    len;
+    u_char                    email[1];
+} ngx_http_crm_identify_t;
 
 
 static ngx_int_t ngx_http_crm_identity_strip(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx, ngx_http_crm_main_conf_t *cmcf);
+    uint64_t customer_id, ngx_http_crm_main_conf_t *cmcf);
+static ngx_int_t ngx_http_crm_identity_upstream(ngx_http_request_t *r,
+    ngx_http_crm_main_conf_t *cmcf);
+static void ngx_http_crm_identify(ngx_http_request_t *r,
+    ngx_http_crm_main_conf_t *cmcf, u_char *email, size_t len);
+static void ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q,
+    PGresult *res);
+
+
+static char  ngx_http_crm_identify_sql[] =
+    "SELECT crm.identify_customer($1, $2)";
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -297,7 +325,14 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
         && r->headers_out.status >= 200
         && r->headers_out.status < 300)
     {
-        if (ngx_http_crm_identity_set_cookie(r, ctx, cmcf) != NGX_OK) {
+        if (ngx_http_crm_identity_set_cookie(r, ctx->customer_id, cmcf)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (cmcf->policy->identity.upstream_header.len) {
+        if (ngx_http_crm_identity_upstream(r, cmcf) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -312,8 +347,8 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_identity_set_cookie(ngx_http_request_t *r, uint64_t customer_id,
+    ngx_http_crm_main_conf_t *cmcf)
 {
     u_char                 *p;
     size_t                  len, n;
@@ -322,8 +357,7 @@ ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
 
     u_char                  value[NGX_HTTP_CRM_COOKIE_LEN_MAX];
 
-    n = ngx_http_crm_cookie_sign(value, ctx->customer_id, ngx_time(),
-                                 cmcf->keys);
+    n = ngx_http_crm_cookie_sign(value, customer_id, ngx_time(), cmcf->keys);
     if (n == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: signing the customer cookie failed");
@@ -361,4 +395,133 @@ ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
     set->value.len = p - set->value.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * The shop named a logged-in customer: the header never reaches the
+ * client; the cookie is set when the cache knows the customer, else the
+ * customer is asked for in the background.
+ */
+
+static ngx_int_t
+ngx_http_crm_identity_upstream(ngx_http_request_t *r,
+    ngx_http_crm_main_conf_t *cmcf)
+{
+    u_char           *email;
+    size_t            len;
+    uint64_t          id;
+    ngx_str_t        *name;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    name = (ngx_str_t *) &cmcf->policy->identity.upstream_header;
+    found = NULL;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0
+            && h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            h[i].hash = 0;      /* not sent */
+            found = &h[i];
+        }
+    }
+
+    if (found == NULL || cmcf->keys == NULL || cmcf->cache == NULL) {
+        return NGX_OK;
+    }
+
+    email = ngx_pnalloc(r->pool, found->value.len);
+    if (email == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_crm_email_normalize(found->value.data, found->value.len,
+                                       email);
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_crm_cache_get(cmcf->cache, email, len, &id) == NGX_OK) {
+        return ngx_http_crm_identity_set_cookie(r, id, cmcf);
+    }
+
+    ngx_http_crm_identify(r, cmcf, email, len);
+
+    return NGX_OK;
+}
+
+
+/* a background query, owned by nobody but itself: freed when answered */
+
+static void
+ngx_http_crm_identify(ngx_http_request_t *r, ngx_http_crm_main_conf_t *cmcf,
+    u_char *email, size_t len)
+{
+    ngx_http_crm_identify_t  *id;
+
+    id = ngx_calloc(sizeof(ngx_http_crm_identify_t) + len, r->connection->log);
+    if (id == NULL) {
+        return;
+    }
+
+    ngx_memcpy(id->email, email, len);
+    id->email[len] = '\0';
+    id->len = len;
+    id->cache = cmcf->cache;
+
+    id->values[0] = (char *) id->email;
+    id->values[1] = (char *) cmcf->policy_sha256;
+
+    id->query.command = ngx_http_crm_identify_sql;
+    id->query.nparams = 2;
+    id->query.values = id->values;
+    id->query.timeout = (ngx_msec_t) cmcf->policy->database.timeout;
+    id->query.handler = ngx_http_crm_identify_done;
+    id->query.data = id;
+
+    if (ngx_http_crm_pg_send(cmcf->pg, &id->query) != NGX_OK) {
+        ngx_free(id);
+    }
+}
+
+
+static void
+ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q, PGresult *res)
+{
+    ngx_http_crm_identify_t *id = q->data;
+
+    ngx_int_t  n;
+
+    if (res != NULL
+        && PQresultStatus(res) == PGRES_TUPLES_OK
+        && PQntuples(res) == 1
+        && !PQgetisnull(res, 0, 0))
+    {
+        n = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                     PQgetlength(res, 0, 0));
+
+        if (n > 0) {
+            (void) ngx_http_crm_cache_put(id->cache, id->email, id->len,
+                                          (uint64_t) n);
+        }
+    }
+
+    ngx_free(id);
 }

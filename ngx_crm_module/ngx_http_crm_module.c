@@ -129,7 +129,7 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_crm_module);
 
-    if (cmcf == NULL || cmcf->policy == NULL || !cmcf->capture_used) {
+    if (cmcf == NULL || cmcf->policy == NULL || !cmcf->uses_db) {
         return NGX_OK;
     }
 

@@ -349,17 +349,23 @@ ngx_http_crm_pg_is_down(ngx_http_crm_pg_t *pg)
 }
 
 
-/* worker exit: closes every connection; queries in flight are failed */
+/*
+ * Worker exit: closes every connection; the queries in flight or waiting
+ * are reported failed, so that their owners free what they hold.
+ */
 
 void
 ngx_http_crm_pg_destroy(ngx_http_crm_pg_t *pg)
 {
-    ngx_uint_t               i;
-    ngx_http_crm_pg_conn_t  *pc;
+    ngx_uint_t                i;
+    ngx_http_crm_pg_conn_t   *pc;
+    ngx_http_crm_pg_query_t  *q;
 
     if (pg == NULL) {
         return;
     }
+
+    ngx_http_crm_pg_fail_waiting(pg);
 
     for (i = 0; i < pg->nconns; i++) {
         pc = &pg->conns[i];
@@ -368,7 +374,15 @@ ngx_http_crm_pg_destroy(ngx_http_crm_pg_t *pg)
             ngx_del_timer(&pc->retry);
         }
 
+        q = pc->query;
+        pc->query = NULL;
+
         ngx_http_crm_pg_close(pc);
+
+        if (q != NULL && q != &pc->check) {
+            q->conn = NULL;
+            q->handler(q, NULL);
+        }
     }
 }
 

@@ -176,42 +176,54 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
 }
 
 
+/*
+ * The worker's own file is made under a name no scan looks at, locked, and
+ * only then renamed into place: a worker looking for abandoned files can
+ * never take a file whose worker has not locked it yet.  The name carries
+ * the pid and the start time, so it is new even when a pid comes back.
+ */
+
 static ngx_int_t
 ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
 {
-    ngx_file_info_t             fi;
+    u_char                      tmp[NGX_MAX_PATH];
+    ngx_time_t                 *tp;
     ngx_http_crm_spool_file_t  *f = &spool->own;
 
-    ngx_snprintf(f->name, NGX_MAX_PATH, "%V/worker-%P.jsonl%Z",
-                 &spool->dir, ngx_pid);
+    tp = ngx_timeofday();
 
-    f->fd = ngx_open_file(f->name, NGX_FILE_RDWR|O_APPEND,
-                          NGX_FILE_CREATE_OR_OPEN, NGX_FILE_DEFAULT_ACCESS);
+    ngx_snprintf(tmp, NGX_MAX_PATH, "%V/.new-%P.jsonl%Z", &spool->dir,
+                 ngx_pid);
+    ngx_snprintf(f->name, NGX_MAX_PATH, "%V/worker-%P-%T%03M.jsonl%Z",
+                 &spool->dir, ngx_pid, tp->sec, tp->msec);
+
+    f->fd = ngx_open_file(tmp, NGX_FILE_RDWR|O_APPEND, NGX_FILE_TRUNCATE,
+                          NGX_FILE_DEFAULT_ACCESS);
 
     if (f->fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
                       "crm: " ngx_open_file_n " \"%s\" failed; events are "
-                      "not captured", f->name);
+                      "not captured", tmp);
         return NGX_ERROR;
     }
 
     if (flock(f->fd, LOCK_EX|LOCK_NB) == -1) {
         ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                      "crm: flock(\"%s\") failed", f->name);
+                      "crm: flock(\"%s\") failed; events are not captured",
+                      tmp);
         (void) ngx_close_file(f->fd);
         return NGX_ERROR;
     }
 
-    /* a file left by an earlier worker with the same pid: send it too */
-
-    if (ngx_fd_info(f->fd, &fi) == NGX_FILE_ERROR) {
+    if (ngx_rename_file(tmp, f->name) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                      ngx_fd_info_n " \"%s\" failed", f->name);
+                      ngx_rename_file_n " \"%s\" to \"%s\" failed; events "
+                      "are not captured", tmp, f->name);
         (void) ngx_close_file(f->fd);
         return NGX_ERROR;
     }
 
-    f->size = ngx_file_size(&fi);
+    f->size = 0;
     f->sent = 0;
 
     ngx_http_crm_spool_gauge(spool);

@@ -115,7 +115,7 @@ ok(wait_for(sub { my @w = worker_pids(); @w == 1 && $w[0] != $victim }, 10),
    'the master starts a new worker');
 pg_start();
 recorded_is('kill-', 10, 'the killed worker\'s spooled events are replayed');
-like(error_log_since($off), qr/crm: replaying "[^"]+worker-$victim\.jsonl"/,
+like(error_log_since($off), qr/crm: replaying "[^"]+worker-$victim-\d+\.jsonl"/,
      'the new worker took the file over');
 error_log_clean($off, expect => [qr/PostgreSQL failed/, qr/exited on signal 9/],
                 ignore_levels => ['alert'],
@@ -220,7 +220,7 @@ order("schema-$_") for 1 .. 3;
 ok(apply_schema(), 'config.sh db applies the schema');
 recorded_is('schema-', 3, 'then the spooled events are written');
 # under valgrind a connect can take longer than its timeout
-error_log_clean($off, expect => [qr/crm schema/, qr/the database schema is version 1/,
+error_log_clean($off, expect => [qr/crm schema/, qr/the database schema is version \d, the module needs/,
                                  qr/connecting to PostgreSQL timed out/],
                 name => 'no other error');
 

@@ -26,6 +26,7 @@ identity:
   cookie: crm
   secret_file: \$SERVROOT/conf/crm.secret
   max_age: 30d
+  upstream_header: X-Customer-Email
 fields:
   order_id: /order_id
   email: /customer/email
@@ -73,6 +74,9 @@ location = /status-updates {
     proxy_pass http://127.0.0.1:$SHOP;
 }
 location = /plain {
+    proxy_pass http://127.0.0.1:$SHOP;
+}
+location = /account {
     proxy_pass http://127.0.0.1:$SHOP;
 }
 location = /crm { crm_status; }
@@ -240,6 +244,25 @@ my ($s) = http_request('POST', '/orders', { 'Content-Type' => 'application/json'
 settle();
 is(db("SELECT name FROM crm.customer_overview WHERE email = 'o''brien+x\@example.com'"),
    $evil, 'a hostile name is stored as written');
+
+# -- the shop names a logged-in customer in a response header -------------------
+
+my $login = { 'X-Shop-Header' => 'X-Customer-Email: Anna@Example.com' };
+my ($ls, $lh) = http_request('GET', '/account', $login);
+is($ls, 200, 'the shop answers the account page');
+ok(!exists $lh->{'x-customer-email'}, 'the header naming the customer never reaches the client');
+my $got;
+wait_for(sub {
+    my (undef, $h) = http_request('GET', '/account', $login);
+    $got = $h->{'set-cookie'};
+    defined $got;
+}, 10);
+like($got, qr/^crm=v1\.$anna\.\d+\.[\w-]{43}; /,
+     'the customer it names gets the signed cookie');
+($ls, $lh) = http_request('GET', '/account',
+                          { 'X-Shop-Header' => 'X-Customer-Email: new.login@example.com' });
+ok(wait_for(sub { db("SELECT count(*) FROM crm.customer_overview WHERE email = 'new.login\@example.com'") eq '1' }, 10),
+   'a customer named for the first time is created');
 
 # -- 20 concurrent orders from one customer, one promise ------------------------------
 

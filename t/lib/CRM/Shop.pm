@@ -20,7 +20,8 @@ with a JSON body:
      "body":"<the body when shorter than 4096 bytes>",
      "headers":{"x-crm-state":"ok", ...}}
 
-C<X-Shop-Delay: SECONDS> makes it wait before answering.  It serves one
+C<X-Shop-Delay: SECONDS> makes it wait before answering;
+C<X-Shop-Header: Name: value> adds that header to the answer.  It serves one
 connection at a time per process and forks a process per connection, so
 slow answers do not hold the others.
 
@@ -131,7 +132,8 @@ sub serve {
 
         my $status = $h{'x-shop-status'} || 200;
         my $close = ($h{connection} || '') =~ /close/i;
-        print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
+        my $extra = defined $h{'x-shop-header'} ? "$h{'x-shop-header'}\r\n" : '';
+        print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n" . $extra
                . "Content-Length: " . length($out) . "\r\n"
                . ($close ? "Connection: close\r\n" : '') . "\r\n" . $out;
         return if $close;
