@@ -118,6 +118,12 @@ stop_leftovers() {
     rm -rf "$RUN"
 }
 
+# ours: a pgrep pattern for this demo's nginx, shop and PostgreSQL, and no
+# other demo's (several may run from one repository, e.g. under the tests).
+ours() {
+    printf '%s' "$RUN/nginx|$ROOT/examples/shop.py ${SHOP_PORT:-none}( |\$)|${PGDIR:-/nonexistent}/data"
+}
+
 cleanup() {
     [ -n "$CLEANED" ] && return 0
     CLEANED=1
@@ -128,7 +134,7 @@ cleanup() {
     stop "$SHOP_PID" "examples/shop.py" TERM "the shop"
     [ -n "$PGDIR" ] && stop "$PG_PID" "$PGDIR/data" INT PostgreSQL
     local left
-    left=$(our_nginx; pgrep -af "$RUN/nginx|$ROOT/examples/shop.py|${PGDIR:-/nonexistent}/data" || true)
+    left=$(our_nginx; pgrep -af "$(ours)" || true)
     [ -z "$left" ] || say "still running: $left"
     # The cluster is thrown away; .run keeps the logs and configuration.
     case "$PGDIR" in /tmp/ngx-crm-demo-*) rm -rf "$PGDIR" ;; esac
@@ -189,6 +195,10 @@ trap cleanup EXIT
 
 mkdir -p "$RUN/nginx/tmp"
 chmod 0755 "$RUN"
+# nginx workers run as www-data and write their spool under $RUN/nginx: every
+# directory above it must let them through (a checkout under /root does not).
+runuser -u www-data -- test -x "$RUN/nginx" 2>/dev/null \
+    || die "www-data (nginx's workers) cannot reach $RUN: a directory above it is not searchable by others (chmod o+x it, or run with CRM_DEMO_DIR=/tmp/ngx-crm-demo)"
 
 read -r PORT SHOP_PORT PGPORT < <(free_ports "${CRM_DEMO_PORT:-8080}" \
     "${CRM_DEMO_SHOP_PORT:-8081}" "${CRM_DEMO_PG_PORT:-55432}")
@@ -304,15 +314,18 @@ wait_for nginx 15 "$NGINX_PID" curl -sf -o /dev/null "$URL/crm-status" \
 
 printf -v JAR '%q' "$RUN/anna.cookies"
 J='-H "Content-Type: application/json"'
+# Each step: what it shows|the HTTP status|a text the answer must contain
+# ("" for none)|the command.  Answers of /api/ steps must also say
+# "X-CRM-State: ok": the module found the customer and decided.
 STEPS=(
-  "Anna's first order: a new customer, no discount yet|201|curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-1\",\"customer\":{\"email\":\"anna@example.com\",\"name\":\"Anna\",\"phone\":\"+49 30 1234567\"},\"total\":100.00}' $URL/api/orders"
-  "she pays: her loyalty card, and a promise of 5% off her next order|200|curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-1\",\"total\":100.00}' $URL/api/payments"
-  "her second order: the promise is kept, see discount_percent and charged|201|curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-2\",\"customer\":{\"email\":\"anna@example.com\",\"name\":\"Anna\"},\"total\":80.00}' $URL/api/orders"
-  "the first order is shipped|200|curl -si $J -d '{\"order_id\":\"D-1\",\"status\":\"shipped\"}' $URL/api/orders/status"
-  "her second order is late: the shop says so, with the new date|200|curl -si $J -d '{\"order_id\":\"D-2\",\"status\":\"delayed\",\"eta\":\"2026-12-01\"}' $URL/api/orders/status"
-  "a customer who sends X-CRM-Discount himself gets nothing for it|201|curl -si -H 'X-CRM-Discount: 90' $J -d '{\"order_id\":\"D-3\",\"customer\":{\"email\":\"bob@example.com\",\"name\":\"Bob\"},\"total\":50.00}' $URL/api/orders"
-  "Anna's account page, with her personal banner before </body>|200|curl -si -b $JAR $URL/account"
-  "what the module did: its counters|200|curl -s $URL/crm-status"
+  "Anna's first order: a new customer, no discount yet|201|\"discount_percent\": 0,|curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-1\",\"customer\":{\"email\":\"anna@example.com\",\"name\":\"Anna\",\"phone\":\"+49 30 1234567\"},\"total\":100.00}' $URL/api/orders"
+  "she pays: her loyalty card, and a promise of 5% off her next order|200||curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-1\",\"total\":100.00}' $URL/api/payments"
+  "her second order: the promise is kept, see discount_percent and charged|201|\"discount_percent\": 5,|curl -si -b $JAR -c $JAR $J -d '{\"order_id\":\"D-2\",\"customer\":{\"email\":\"anna@example.com\",\"name\":\"Anna\"},\"total\":80.00}' $URL/api/orders"
+  "the first order is shipped|200||curl -si $J -d '{\"order_id\":\"D-1\",\"status\":\"shipped\"}' $URL/api/orders/status"
+  "her second order is late: the shop says so, with the new date|200||curl -si $J -d '{\"order_id\":\"D-2\",\"status\":\"delayed\",\"eta\":\"2026-12-01\"}' $URL/api/orders/status"
+  "a customer who sends X-CRM-Discount himself gets nothing for it|201|\"discount_percent\": 0,|curl -si -H 'X-CRM-Discount: 90' $J -d '{\"order_id\":\"D-3\",\"customer\":{\"email\":\"bob@example.com\",\"name\":\"Bob\"},\"total\":50.00}' $URL/api/orders"
+  "Anna's account page, with her personal banner before </body>|200||curl -si -b $JAR $URL/account"
+  "what the module did: its counters|200||curl -s $URL/crm-status"
 )
 QUERIES=(
   "SELECT kind, order_id, state FROM crm.interactions ORDER BY received_at"
@@ -363,7 +376,7 @@ EOF
     n=0
     for step in "${STEPS[@]}"; do
         n=$((n + 1))
-        IFS='|' read -r what _ cmd <<<"$step"
+        IFS='|' read -r what _ _ cmd <<<"$step"
         printf '  # %d. %s\n  %s\n\n' "$n" "$what" "$cmd"
     done
     cat <<EOF
@@ -392,7 +405,7 @@ fi
 failed=0 n=0 events=0
 for step in "${STEPS[@]}"; do
     n=$((n + 1))
-    IFS='|' read -r what want cmd <<<"$step"
+    IFS='|' read -r what want expect cmd <<<"$step"
     printf '\n# %d. %s\n$ %s\n' "$n" "$what" "$cmd"
     out=$(eval "$cmd" 2>&1) || true
     printf '%s\n' "$out" | tr -d '\r'
@@ -403,6 +416,14 @@ for step in "${STEPS[@]}"; do
     fi
     if [ "$got" != "$want" ]; then
         say "step $n: expected HTTP $want, got ${got:-nothing}"
+        failed=1
+    fi
+    if [ -n "$expect" ] && [[ $out != *"$expect"* ]]; then
+        say "step $n: the answer does not say $expect"
+        failed=1
+    fi
+    if [[ $cmd == */api/* ]] && ! grep -qx 'X-CRM-State: ok' <<<"${out//$'\r'/}"; then
+        say "step $n: the module did not decide: $(grep -i '^X-CRM-State:' <<<"$out" | tr -d '\r' || echo 'no X-CRM-State header')"
         failed=1
     fi
     # Each API request is one event; a customer does not order again within
@@ -421,7 +442,7 @@ done
 
 cleanup
 if [ -n "$(our_nginx)" ] \
-        || pgrep -af "$RUN/nginx|$ROOT/examples/shop.py|$PGDIR/data" >&2; then
+        || pgrep -af "$(ours)" >&2; then
     say "processes were left running"
     failed=1
 fi
