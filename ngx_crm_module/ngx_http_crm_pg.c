@@ -262,7 +262,7 @@ ngx_http_crm_pg_wait_timeout(ngx_event_t *ev)
     ngx_http_crm_pg_query_t  *q = ev->data;
 
     ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                  "crm: no PostgreSQL connection was free within %M ms",
+                  "crm: no PostgreSQL connection was free in time (%M ms)",
                   q->timeout);
 
     ngx_queue_remove(&q->queue);
@@ -299,13 +299,11 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
             ngx_del_timer(&q->wait);
         }
 
-        q->timeout = (q->deadline > ngx_current_msec)
-                     ? q->deadline - ngx_current_msec : 1;
-
         if (ngx_http_crm_pg_start(pc, q) != NGX_OK) {
             /* pc failed before taking q: q waits for the next one */
             q->pg = pg;
-            ngx_add_timer(&q->wait, q->timeout);
+            ngx_add_timer(&q->wait, q->deadline > ngx_current_msec
+                                    ? q->deadline - ngx_current_msec : 1);
             ngx_queue_insert_head(&pg->waiting, &q->queue);
         }
     }
@@ -599,6 +597,7 @@ ngx_http_crm_pg_connect_poll(ngx_http_crm_pg_conn_t *pc)
                                 NGX_HTTP_CRM_PG_CONNECT_MIN);
     pc->check.handler = ngx_http_crm_pg_check_done;
     pc->check.data = pc;
+    pc->check.deadline = ngx_current_msec + pc->check.timeout;
 
     if (ngx_http_crm_pg_start(pc, &pc->check) != NGX_OK) {
         return;
@@ -659,6 +658,7 @@ ngx_http_crm_pg_check_done(ngx_http_crm_pg_query_t *q, PGresult *res)
         pc->check.nparams = pg->on_connect_nparams;
         pc->check.values = pg->on_connect_values;
         pc->check.handler = ngx_http_crm_pg_on_connect_done;
+        pc->check.deadline = ngx_current_msec + pc->check.timeout;
 
         (void) ngx_http_crm_pg_start(pc, &pc->check);
         return;
@@ -908,7 +908,10 @@ ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc, ngx_http_crm_pg_query_t *q)
     pc->query = q;
     q->conn = pc;
 
-    ngx_add_timer(pc->c->read, q->timeout ? q->timeout : pg->timeout);
+    /* the deadline covers the wait in the queue too */
+
+    ngx_add_timer(pc->c->read, q->deadline > ngx_current_msec
+                               ? q->deadline - ngx_current_msec : 1);
 
     rc = PQflush(pc->conn);
 

@@ -41,6 +41,10 @@
 #define NGX_HTTP_CRM_SPOOL_LINE_MAX   (64 * 1024 * 1024)
 #define NGX_HTTP_CRM_SPOOL_SCAN       1000
 #define NGX_HTTP_CRM_SPOOL_OUT        (64 * 1024)
+#define NGX_HTTP_CRM_SPOOL_LINES      256
+
+/* a batch does not hold a request: it may take longer than a decision */
+#define NGX_HTTP_CRM_SPOOL_TIMEOUT    10000
 
 
 typedef struct {
@@ -165,6 +169,8 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->scan.cancelable = 1;
 
     spool->query.handler = ngx_http_crm_spool_done;
+    spool->query.timeout = ngx_max(NGX_HTTP_CRM_SPOOL_TIMEOUT,
+                                   (ngx_msec_t) cmcf->policy->database.timeout);
     spool->query.data = spool;
     spool->query.nparams = 1;
     spool->query.values = spool->values;
@@ -549,11 +555,22 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
         spool->buf_size = size;
     }
 
-    /* the events among the lines, for the counters */
+    /*
+     * at most NGX_HTTP_CRM_SPOOL_LINES lines: a batch that applies orders
+     * holds their customers' rows until it commits, and decisions for those
+     * customers wait that long; and the events among them, for the counters
+     */
 
     lines = 0;
+    n = 0;
 
     for (p = spool->buf; p < last; p = ngx_strlchr(p, last, '\n') + 1) {
+
+        if (n++ == NGX_HTTP_CRM_SPOOL_LINES) {
+            last = p;
+            break;
+        }
+
         lines += ((size_t) (last - p) < sizeof(NGX_HTTP_CRM_RESULT_LINE) - 1
                   || ngx_strncmp(p, NGX_HTTP_CRM_RESULT_LINE,
                                  sizeof(NGX_HTTP_CRM_RESULT_LINE) - 1)
