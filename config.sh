@@ -31,7 +31,8 @@ usage: ./config.sh COMMAND
   db [conninfo]
           apply sql/ migrations in order, idempotently (default conninfo:
           $CRM_CONNINFO, else libpq's defaults)
-  fuzz    the policy loader under libFuzzer+ASan for CRM_FUZZ_SECONDS (600)
+  fuzz [policy|body|cookie]
+          a libFuzzer+ASan+UBSan harness for CRM_FUZZ_SECONDS (600)
   bench   the benchmarks in bench/, a table of ratios against plain nginx
   demo    a throwaway PostgreSQL, a demo shop and nginx with the module;
           prints the URLs and a walkthrough; Ctrl-C stops it all
@@ -68,7 +69,9 @@ sources_stamp() {
 build_dynamic() {
     local out=$1 ccopt=$2 ldopt=$3 tree="$1/nginx-src"
     mkdir -p "$out"
-    if [ ! -f "$tree/configure" ] || [ "$ROOT/config" -nt "$tree/.configured" ]
+    # configured again when config changed or the checkout moved
+    if [ ! -f "$tree/configure" ] || [ "$ROOT/config" -nt "$tree/.configured" ] \
+        || [ "$(cat "$tree/.configured" 2>/dev/null)" != "$ROOT $ccopt" ]
     then
         rm -rf "$tree"
         cp -a "$NGINX_DEV_SRC" "$tree"
@@ -78,11 +81,13 @@ build_dynamic() {
             --with-cc-opt="$ccopt" --with-ld-opt="$ldopt" \
             --add-dynamic-module="$ROOT" >"$out/configure.log" 2>&1) \
             || { tail -20 "$out/configure.log"; die "configure failed: $out/configure.log"; }
-        touch "$tree/.configured"
+        echo "$ROOT $ccopt" >"$tree/.configured"
     fi
     make -s -C "$tree" -f objs/Makefile modules >"$out/make.log" 2>&1 \
         || { cat "$out/make.log"; die "make modules failed"; }
-    cp "$tree/objs/ngx_http_crm_module.so" "$out/ngx_http_crm_module.so"
+    # a new file, not a rewrite: a running nginx keeps the one it mapped
+    cp "$tree/objs/ngx_http_crm_module.so" "$out/.ngx_http_crm_module.so.new"
+    mv -f "$out/.ngx_http_crm_module.so.new" "$out/ngx_http_crm_module.so"
 }
 
 # Checks that /usr/sbin/nginx loads the module and accepts the example.
@@ -159,15 +164,19 @@ cmd_test() {
     fi
 }
 
+# fuzz [policy|body|cookie]: one libFuzzer harness (policy by default) for
+# CRM_FUZZ_SECONDS, on a scratch copy of its seeds
 cmd_fuzz() {
     cmd_deps
-    local corpus
+    local what=${1:-policy} corpus
+    case "$what" in policy|body|cookie) ;; *) die "fuzz: policy, body or cookie" ;; esac
     corpus=$(mktemp -d)
-    cp "$ROOT"/t/unit/fuzz_corpus/* "$corpus/"
-    make -s -C "$ROOT/t/unit" fuzz
-    "$ROOT/t/unit/fuzz_policy" -max_total_time="${CRM_FUZZ_SECONDS:-600}" \
-        -dict="$ROOT/t/unit/fuzz_policy.dict" \
-        -print_final_stats=1 "$corpus"
+    [ "$what" = policy ] && cp "$ROOT"/t/unit/fuzz_corpus/* "$corpus/"
+    make -s -C "$ROOT/t/unit" "fuzz_$what"
+    "$ROOT/t/unit/fuzz_$what" -max_total_time="${CRM_FUZZ_SECONDS:-600}" \
+        -print_final_stats=1 \
+        $([ "$what" = policy ] && echo "-dict=$ROOT/t/unit/fuzz_policy.dict") \
+        "$corpus"
     rm -rf "$corpus"
 }
 

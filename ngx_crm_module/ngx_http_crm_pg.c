@@ -1062,6 +1062,11 @@ ngx_http_crm_pg_log_error(ngx_http_crm_pg_conn_t *pc, const char *what)
     u_char  *msg, *last, *p, *q;
     u_char   buf[NGX_MAX_ERROR_STR / 2];
 
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* a worker on its way out: the database is not its business */
+        return;
+    }
+
     msg = (u_char *) (pc->conn ? PQerrorMessage(pc->conn) : "");
     last = msg + ngx_strlen(msg);
 
