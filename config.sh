@@ -117,11 +117,13 @@ CONF
 cmd_build() {
     if [ -n "${NGINX_SRC:-}" ]; then
         [ -x "$NGINX_SRC/configure" ] || die "NGINX_SRC=$NGINX_SRC has no configure"
+        mkdir -p "$BUILD"
+        # shellcheck disable=SC2086
         (cd "$NGINX_SRC" && ./configure --with-debug --with-http_ssl_module \
             --with-compat ${NGINX_CONFIGURE_OPTS:-} --add-module="$ROOT" \
-            >"$BUILD.static-configure.log" 2>&1 && make -s -j"$(nproc)" \
-            >/dev/null) || die "static build in $NGINX_SRC failed"
-        mkdir -p "$BUILD"
+            >"$BUILD/static-configure.log" 2>&1 && make -s -j"$(nproc)" \
+            >"$BUILD/static-make.log" 2>&1) \
+            || die "static build in $NGINX_SRC failed: $BUILD/static-*.log"
         cp "$NGINX_SRC/objs/nginx" "$BUILD/nginx"
         "$BUILD/nginx" -V 2>&1 | grep -q 'add-module' \
             || die "$BUILD/nginx was not built with the module"

@@ -109,6 +109,8 @@ static void ngx_http_crm_pg_log_error(ngx_http_crm_pg_conn_t *pc,
 static void ngx_http_crm_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg);
 static void ngx_http_crm_pg_fail_waiting(ngx_http_crm_pg_t *pg);
+static ngx_http_crm_pg_query_t *ngx_http_crm_pg_unqueue(
+    ngx_http_crm_pg_t *pg);
 
 
 static char  ngx_http_crm_pg_check_sql[] =
@@ -278,7 +280,6 @@ static void
 ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
 {
     ngx_uint_t                i;
-    ngx_queue_t              *head;
     ngx_http_crm_pg_conn_t   *pc;
     ngx_http_crm_pg_query_t  *q;
 
@@ -289,15 +290,7 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
             continue;
         }
 
-        head = ngx_queue_head(&pg->waiting);
-        q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
-
-        ngx_queue_remove(head);
-        q->pg = NULL;
-
-        if (q->wait.timer_set) {
-            ngx_del_timer(&q->wait);
-        }
+        q = ngx_http_crm_pg_unqueue(pg);
 
         if (ngx_http_crm_pg_start(pc, q) != NGX_OK) {
             /* pc failed before taking q: q waits for the next one */
@@ -315,22 +308,34 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
 static void
 ngx_http_crm_pg_fail_waiting(ngx_http_crm_pg_t *pg)
 {
-    ngx_queue_t              *head;
     ngx_http_crm_pg_query_t  *q;
 
     while (!ngx_queue_empty(&pg->waiting)) {
-        head = ngx_queue_head(&pg->waiting);
-        q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
-
-        ngx_queue_remove(head);
-        q->pg = NULL;
-
-        if (q->wait.timer_set) {
-            ngx_del_timer(&q->wait);
-        }
-
+        q = ngx_http_crm_pg_unqueue(pg);
         q->handler(q, NULL);
     }
+}
+
+
+/* takes the oldest query out of the queue, with its timer */
+
+static ngx_http_crm_pg_query_t *
+ngx_http_crm_pg_unqueue(ngx_http_crm_pg_t *pg)
+{
+    ngx_queue_t              *head;
+    ngx_http_crm_pg_query_t  *q;
+
+    head = ngx_queue_head(&pg->waiting);
+    q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
+
+    ngx_queue_remove(head);
+    q->pg = NULL;
+
+    if (q->wait.timer_set) {
+        ngx_del_timer(&q->wait);
+    }
+
+    return q;
 }
 
 
