@@ -17,6 +17,8 @@
  * - ngx_http_crm_json_get() follows an RFC 6901 pointer in a checked
  *   document without building a tree: it skips the values it does not
  *   need.  Of duplicate keys it returns the last, the one jsonb keeps.
+ *   ngx_http_crm_json_get_many() gives the same for several pointers in
+ *   one pass.
  * - A form body (application/x-www-form-urlencoded) becomes a JSON object
  *   of strings, keys in order of appearance.  A repeated key is emitted
  *   each time, jsonb keeps the last, and ngx_http_crm_form_get() returns
@@ -57,6 +59,20 @@ typedef struct {
 } ngx_http_crm_utf8_t;
 
 
+/* the state of json_get_many()'s walk */
+typedef struct {
+    const unsigned char         *end;
+    const unsigned char *const  *pointers;
+    const size_t                *plens;
+    ngx_http_crm_json_value_t   *v;
+    unsigned char               *found;
+    size_t                       n;
+    /* where the segment to match at the current depth starts, at its "/" */
+    size_t                       cur[NGX_HTTP_CRM_JSON_GET_MAX];
+    unsigned long long           index[NGX_HTTP_CRM_JSON_GET_MAX];
+} ngx_http_crm_json_many_t;
+
+
 static int ngx_http_crm_utf8_next(ngx_http_crm_utf8_t *u, unsigned c);
 static size_t ngx_http_crm_utf8_encode(unsigned long cp, unsigned char *out);
 static int ngx_http_crm_hex(unsigned c);
@@ -85,8 +101,18 @@ static const unsigned char *ngx_http_crm_json_member(const unsigned char *p,
 static const unsigned char *ngx_http_crm_json_element(
     const unsigned char *p, const unsigned char *end,
     const unsigned char *seg, size_t slen);
+static int ngx_http_crm_json_index(const unsigned char *seg, size_t slen,
+    unsigned long long *index);
 static int ngx_http_crm_json_key_eq(const unsigned char *key, size_t klen,
     const unsigned char *seg, size_t slen);
+static int ngx_http_crm_json_value(const unsigned char *p,
+    const unsigned char *q, ngx_http_crm_json_value_t *v);
+static const unsigned char *ngx_http_crm_json_walk(
+    ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned mask);
+static const unsigned char *ngx_http_crm_json_walk_object(
+    ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned mask);
+static const unsigned char *ngx_http_crm_json_walk_array(
+    ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned mask);
 static size_t ngx_http_crm_json_escape(const unsigned char **pp,
     const unsigned char *end, unsigned char *out);
 
@@ -722,6 +748,16 @@ ngx_http_crm_json_get(const unsigned char *json, size_t len,
         return -1;
     }
 
+    return ngx_http_crm_json_value(p, q, v);
+}
+
+
+/* fills *v with the value in [p, q), a value skip() delimited */
+
+static int
+ngx_http_crm_json_value(const unsigned char *p, const unsigned char *q,
+    ngx_http_crm_json_value_t *v)
+{
     v->start = p;
     v->len = q - p;
 
@@ -763,6 +799,371 @@ ngx_http_crm_json_get(const unsigned char *json, size_t len,
     }
 
     return 0;
+}
+
+
+/*
+ * Looks up n pointers in one pass over a document that passed
+ * json_check(): v[i] and found[i] are what json_get() with pointers[i]
+ * gives, found[i] 1 where it returns 0, else 0 and v[i] undefined.
+ * Returns the number found.
+ *
+ * The walk keeps, for each pointer, the segment it matches at the
+ * current depth; it descends into a value only for the pointers whose
+ * path leads there and skips the others with skip().  A key matching
+ * again resets what its earlier value gave, so the last duplicate wins
+ * at every level, as in json_get().  A pointer past the first
+ * NGX_HTTP_CRM_JSON_GET_MAX, or with more than NGX_HTTP_CRM_JSON_DEPTH
+ * segments (which bounds the recursion), is left to json_get(), and so
+ * is every pointer when the walk meets bytes that are not JSON.
+ */
+
+size_t
+ngx_http_crm_json_get_many(const unsigned char *json, size_t len,
+    const unsigned char *const *pointers, const size_t *plens, size_t n,
+    ngx_http_crm_json_value_t *v, unsigned char *found)
+{
+    size_t                     i, j, segs, count;
+    unsigned                   mask;
+    const unsigned char       *p;
+    ngx_http_crm_json_many_t   ctx;
+
+    for (i = 0; i < n; i++) {
+        found[i] = 0;
+    }
+
+    if (len == 0) {
+        return 0;
+    }
+
+    ctx.end = json + len;
+    ctx.pointers = pointers;
+    ctx.plens = plens;
+    ctx.v = v;
+    ctx.found = found;
+    ctx.n = n < NGX_HTTP_CRM_JSON_GET_MAX ? n : NGX_HTTP_CRM_JSON_GET_MAX;
+
+    mask = 0;
+
+    for (i = 0; i < ctx.n; i++) {
+
+        if (ngx_http_crm_json_pointer_valid(pointers[i], plens[i]) != 0) {
+            continue;
+        }
+
+        segs = 0;
+
+        for (j = 0; j < plens[i]; j++) {
+            if (pointers[i][j] == '/') {
+                segs++;
+            }
+        }
+
+        if (segs > NGX_HTTP_CRM_JSON_DEPTH) {
+            continue;
+        }
+
+        ctx.cur[i] = 0;
+        mask |= 1u << i;
+    }
+
+    if (mask) {
+        p = ngx_http_crm_json_ws(json, ctx.end);
+
+        if (p == ctx.end) {
+            return 0;
+        }
+
+        if (ngx_http_crm_json_walk(&ctx, p, mask) == NULL) {
+            mask = 0;
+        }
+    }
+
+    count = 0;
+
+    for (i = 0; i < n; i++) {
+
+        if (i >= ctx.n || (mask & (1u << i)) == 0) {
+            found[i] = ngx_http_crm_json_get(json, len, pointers[i],
+                                             plens[i], &v[i])
+                       == 0;
+        }
+
+        count += found[i];
+    }
+
+    return count;
+}
+
+
+/*
+ * p < end is at a value where the pointers in mask have matched every
+ * segment before ctx->cur[i]: fills those that end here, follows the
+ * others, returns the end of the value or NULL when it is not JSON.
+ */
+
+static const unsigned char *
+ngx_http_crm_json_walk(ngx_http_crm_json_many_t *ctx, const unsigned char *p,
+    unsigned mask)
+{
+    size_t                i;
+    unsigned              targets;
+    const unsigned char  *q;
+
+    targets = 0;
+
+    for (i = 0; i < ctx->n; i++) {
+        if ((mask & (1u << i)) && ctx->cur[i] == ctx->plens[i]) {
+            targets |= 1u << i;
+        }
+    }
+
+    mask &= ~targets;
+
+    if (mask && *p == '{') {
+        q = ngx_http_crm_json_walk_object(ctx, p, mask);
+
+    } else if (mask && *p == '[') {
+        q = ngx_http_crm_json_walk_array(ctx, p, mask);
+
+    } else {
+        /* a pointer into a scalar finds nothing */
+        q = ngx_http_crm_json_skip(p, ctx->end);
+    }
+
+    if (q == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < ctx->n; i++) {
+        if ((targets & (1u << i))
+            && ngx_http_crm_json_value(p, q, &ctx->v[i]) == 0)
+        {
+            ctx->found[i] = 1;
+        }
+    }
+
+    return q;
+}
+
+
+/* p is at '{', mask is not empty */
+
+static const unsigned char *
+ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
+    const unsigned char *p, unsigned mask)
+{
+    size_t                i, s[NGX_HTTP_CRM_JSON_GET_MAX];
+    size_t                e[NGX_HTTP_CRM_JSON_GET_MAX];
+    unsigned              sub;
+    const unsigned char  *q, *key, *end, *ptr;
+
+    end = ctx->end;
+
+    /* the segment of each pointer: from after s[i], its "/", to e[i] */
+
+    for (i = 0; i < ctx->n; i++) {
+
+        if ((mask & (1u << i)) == 0) {
+            continue;
+        }
+
+        ptr = ctx->pointers[i];
+        s[i] = ctx->cur[i];
+
+        for (e[i] = s[i] + 1; e[i] < ctx->plens[i]; e[i]++) {
+            if (ptr[e[i]] == '/') {
+                break;
+            }
+        }
+    }
+
+    p = ngx_http_crm_json_ws(p + 1, end);
+
+    if (p == end) {
+        return NULL;
+    }
+
+    if (*p == '}') {
+        return p + 1;
+    }
+
+    for ( ;; ) {
+
+        if (*p != '"') {
+            return NULL;
+        }
+
+        key = p + 1;
+        q = ngx_http_crm_json_skip_string(p, end);
+
+        if (q == NULL) {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(q, end);
+
+        if (p == end || *p != ':') {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(p + 1, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        sub = 0;
+
+        for (i = 0; i < ctx->n; i++) {
+
+            if ((mask & (1u << i))
+                && ngx_http_crm_json_key_eq(key, q - 1 - key,
+                                            ctx->pointers[i] + s[i] + 1,
+                                            e[i] - s[i] - 1))
+            {
+                /* a later duplicate replaces what an earlier one gave */
+                ctx->found[i] = 0;
+                ctx->cur[i] = e[i];
+                sub |= 1u << i;
+            }
+        }
+
+        if (sub) {
+            q = ngx_http_crm_json_walk(ctx, p, sub);
+
+            for (i = 0; i < ctx->n; i++) {
+                if (sub & (1u << i)) {
+                    ctx->cur[i] = s[i];
+                }
+            }
+
+        } else {
+            q = ngx_http_crm_json_skip(p, end);
+        }
+
+        if (q == NULL) {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(q, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        if (*p == '}') {
+            return p + 1;
+        }
+
+        if (*p != ',') {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(p + 1, end);
+
+        if (p == end) {
+            return NULL;
+        }
+    }
+}
+
+
+/*
+ * p is at '[', mask is not empty.  A pointer matches one element at
+ * most, so its ctx->cur[i] moves past the index at once; the object the
+ * array is in restores it.
+ */
+
+static const unsigned char *
+ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
+    const unsigned char *p, unsigned mask)
+{
+    size_t                i, e;
+    unsigned              sub;
+    unsigned long long    k;
+    const unsigned char  *q, *end, *ptr;
+
+    end = ctx->end;
+
+    for (i = 0; i < ctx->n; i++) {
+
+        if ((mask & (1u << i)) == 0) {
+            continue;
+        }
+
+        ptr = ctx->pointers[i];
+
+        for (e = ctx->cur[i] + 1; e < ctx->plens[i]; e++) {
+            if (ptr[e] == '/') {
+                break;
+            }
+        }
+
+        if (ngx_http_crm_json_index(ptr + ctx->cur[i] + 1,
+                                    e - ctx->cur[i] - 1, &ctx->index[i])
+            != 0)
+        {
+            mask &= ~(1u << i);
+            continue;
+        }
+
+        ctx->cur[i] = e;
+    }
+
+    p = ngx_http_crm_json_ws(p + 1, end);
+
+    if (p == end) {
+        return NULL;
+    }
+
+    if (*p == ']') {
+        return p + 1;
+    }
+
+    for (k = 0; /* void */ ; k++) {
+
+        sub = 0;
+
+        for (i = 0; i < ctx->n; i++) {
+            if ((mask & (1u << i)) && ctx->index[i] == k) {
+                ctx->found[i] = 0;
+                sub |= 1u << i;
+            }
+        }
+
+        if (sub) {
+            mask &= ~sub;
+            q = ngx_http_crm_json_walk(ctx, p, sub);
+
+        } else {
+            q = ngx_http_crm_json_skip(p, end);
+        }
+
+        if (q == NULL) {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(q, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        if (*p == ']') {
+            return p + 1;
+        }
+
+        if (*p != ',') {
+            return NULL;
+        }
+
+        p = ngx_http_crm_json_ws(p + 1, end);
+
+        if (p == end) {
+            return NULL;
+        }
+    }
 }
 
 
@@ -939,23 +1340,10 @@ static const unsigned char *
 ngx_http_crm_json_element(const unsigned char *p, const unsigned char *end,
     const unsigned char *seg, size_t slen)
 {
-    size_t              i;
     unsigned long long  index, n;
 
-    /* 19 digits always fit an unsigned long long */
-
-    if (slen == 0 || slen > 19 || (seg[0] == '0' && slen > 1)) {
+    if (ngx_http_crm_json_index(seg, slen, &index) != 0) {
         return NULL;
-    }
-
-    index = 0;
-
-    for (i = 0; i < slen; i++) {
-        if (!ngx_http_crm_is_digit(seg[i])) {
-            return NULL;
-        }
-
-        index = index * 10 + (seg[i] - '0');
     }
 
     p = ngx_http_crm_json_ws(p + 1, end);
@@ -986,6 +1374,37 @@ ngx_http_crm_json_element(const unsigned char *p, const unsigned char *end,
     }
 
     return p;
+}
+
+
+/* an array index: decimal without leading zeros, 19 digits at most */
+
+static int
+ngx_http_crm_json_index(const unsigned char *seg, size_t slen,
+    unsigned long long *index)
+{
+    size_t              i;
+    unsigned long long  n;
+
+    /* 19 digits always fit an unsigned long long */
+
+    if (slen == 0 || slen > 19 || (seg[0] == '0' && slen > 1)) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < slen; i++) {
+        if (!ngx_http_crm_is_digit(seg[i])) {
+            return -1;
+        }
+
+        n = n * 10 + (seg[i] - '0');
+    }
+
+    *index = n;
+
+    return 0;
 }
 
 

@@ -24,6 +24,9 @@
 /* max_depth above this is treated as this (the checker's stack is a bitmap) */
 #define NGX_HTTP_CRM_JSON_DEPTH_MAX  1024
 
+/* json_get_many() walks for this many pointers, more go to json_get() */
+#define NGX_HTTP_CRM_JSON_GET_MAX    16
+
 /*
  * The output size form_to_json() needs for a form body of len bytes:
  * every input byte becomes at most 6 bytes ("\u00XX"), each pair adds
@@ -55,6 +58,9 @@ int ngx_http_crm_json_check(const unsigned char *p, size_t len,
     unsigned max_depth, const char **reason);
 int ngx_http_crm_json_get(const unsigned char *json, size_t len,
     const unsigned char *pointer, size_t plen, ngx_http_crm_json_value_t *v);
+size_t ngx_http_crm_json_get_many(const unsigned char *json, size_t len,
+    const unsigned char *const *pointers, const size_t *plens, size_t n,
+    ngx_http_crm_json_value_t *v, unsigned char *found);
 size_t ngx_http_crm_json_unescape(const unsigned char *s, size_t len,
     unsigned char *out);
 int ngx_http_crm_json_pointer_valid(const unsigned char *p, size_t len);

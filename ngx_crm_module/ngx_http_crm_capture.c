@@ -35,8 +35,8 @@ static ngx_int_t ngx_http_crm_capture_body(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_crm_capture_is_form(ngx_http_request_t *r);
 static void ngx_http_crm_capture_fields(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_http_crm_policy_t *policy);
-static void ngx_http_crm_capture_field(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx, ngx_http_crm_str_t *pointer, ngx_str_t *value);
+static void ngx_http_crm_capture_value(ngx_http_request_t *r,
+    ngx_http_crm_json_value_t *v, ngx_str_t *value);
 static u_char *ngx_http_crm_capture_uuid(u_char *p,
     ngx_http_crm_main_conf_t *cmcf);
 
@@ -65,7 +65,10 @@ static ngx_uint_t  ngx_http_crm_kind_fields[] = {
     | ngx_http_crm_bit(CURRENCY),                       /* payment */
     ngx_http_crm_bit(ORDER_ID) | ngx_http_crm_bit(STATUS)
     | ngx_http_crm_bit(ETA),                            /* status */
-    (1 << NGX_HTTP_CRM_FIELD_N) - 1                     /* feedback */
+    ngx_http_crm_bit(ORDER_ID) | ngx_http_crm_bit(EMAIL)
+    | ngx_http_crm_bit(PHONE) | ngx_http_crm_bit(NAME)
+    | ngx_http_crm_bit(RATING) | ngx_http_crm_bit(CATEGORY)
+    | ngx_http_crm_bit(MESSAGE)                         /* feedback */
 };
 
 
@@ -450,16 +453,50 @@ static void
 ngx_http_crm_capture_fields(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     ngx_http_crm_policy_t *policy)
 {
-    size_t                    i;
-    ngx_str_t                *f;
-    ngx_http_crm_loc_conf_t  *lcf;
+    u_char                     *buf, found[NGX_HTTP_CRM_FIELD_N];
+    size_t                      i, n, plen[NGX_HTTP_CRM_FIELD_N];
+    ngx_str_t                  *f;
+    ngx_uint_t                  field[NGX_HTTP_CRM_FIELD_N];
+    const u_char               *ptr[NGX_HTTP_CRM_FIELD_N];
+    ngx_http_crm_loc_conf_t    *lcf;
+    ngx_http_crm_json_value_t   v[NGX_HTTP_CRM_FIELD_N];
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
 
+    /* the pointers this kind reads, in one pass over the document */
+
+    n = 0;
+
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
-        if (ngx_http_crm_kind_fields[lcf->capture] & (1 << i)) {
-            ngx_http_crm_capture_field(r, ctx, &policy->fields[i],
-                                       &ctx->field[i]);
+        if (!(ngx_http_crm_kind_fields[lcf->capture] & (1 << i))
+            || policy->fields[i].len == 0)
+        {
+            continue;
+        }
+
+        ptr[n] = policy->fields[i].data;
+        plen[n] = policy->fields[i].len;
+
+        if (ctx->form) {
+            buf = ngx_pnalloc(r->pool, plen[n]);
+            if (buf == NULL
+                || ngx_http_crm_form_pointer(ptr[n], plen[n], buf) < 0)
+            {
+                continue;
+            }
+
+            ptr[n] = buf;
+        }
+
+        field[n++] = i;
+    }
+
+    (void) ngx_http_crm_json_get_many(ctx->json.data, ctx->json.len, ptr,
+                                      plen, n, v, found);
+
+    for (i = 0; i < n; i++) {
+        if (found[i]) {
+            ngx_http_crm_capture_value(r, &v[i], &ctx->field[field[i]]);
         }
     }
 
@@ -471,63 +508,35 @@ ngx_http_crm_capture_fields(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
 }
 
 
-static void
-ngx_http_crm_capture_field(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
-    ngx_http_crm_str_t *pointer, ngx_str_t *value)
-{
-    u_char                     *buf;
-    const u_char               *ptr;
-    ngx_http_crm_json_value_t   v;
+/* a field's value: a string unescaped, a number as its text, else none */
 
+static void
+ngx_http_crm_capture_value(ngx_http_request_t *r,
+    ngx_http_crm_json_value_t *v, ngx_str_t *value)
+{
     ngx_str_null(value);
 
-    if (pointer->len == 0) {
-        return;
-    }
-
-    ptr = pointer->data;
-
-    if (ctx->form) {
-        buf = ngx_pnalloc(r->pool, pointer->len);
-        if (buf == NULL) {
-            return;
-        }
-
-        if (ngx_http_crm_form_pointer(pointer->data, pointer->len, buf) < 0) {
-            return;
-        }
-
-        ptr = buf;
-    }
-
-    if (ngx_http_crm_json_get(ctx->json.data, ctx->json.len, ptr,
-                              pointer->len, &v)
-        != 0)
-    {
-        return;
-    }
-
-    if (v.type == NGX_HTTP_CRM_JSON_NUMBER) {
-        value->data = ngx_pnalloc(r->pool, v.len);
+    if (v->type == NGX_HTTP_CRM_JSON_NUMBER) {
+        value->data = ngx_pnalloc(r->pool, v->len);
         if (value->data == NULL) {
             return;
         }
 
-        value->len = v.len;
-        ngx_memcpy(value->data, v.start, v.len);
+        value->len = v->len;
+        ngx_memcpy(value->data, v->start, v->len);
         return;
     }
 
-    if (v.type != NGX_HTTP_CRM_JSON_STRING) {
+    if (v->type != NGX_HTTP_CRM_JSON_STRING) {
         return;
     }
 
-    value->data = ngx_pnalloc(r->pool, v.len + 1);
+    value->data = ngx_pnalloc(r->pool, v->len + 1);
     if (value->data == NULL) {
         return;
     }
 
-    value->len = ngx_http_crm_json_unescape(v.start, v.len, value->data);
+    value->len = ngx_http_crm_json_unescape(v->start, v->len, value->data);
 }
 
 

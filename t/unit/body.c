@@ -46,6 +46,8 @@ static void get_is(const char *name, const char *doc, const char *pointer,
     ngx_http_crm_json_type_e type, const char *raw);
 static void get_none(const char *name, const char *doc,
     const char *pointer);
+static void many_is(const char *name, const char *doc,
+    const char *const *pointers, size_t n);
 static void unescape_is(const char *name, const char *raw, const char *exp,
     size_t elen);
 static void form_get_is(const char *name, const char *body,
@@ -60,6 +62,7 @@ static void test_json(void);
 static void test_json_big(void);
 static void test_form(void);
 static void test_get(void);
+static void test_get_many(void);
 static void test_form_get(void);
 static void test_normalize(void);
 static void test_empty(void);
@@ -76,6 +79,7 @@ main(void)
     test_json_big();
     test_form();
     test_get();
+    test_get_many();
     test_form_get();
     test_normalize();
     test_empty();
@@ -392,6 +396,191 @@ test_get(void)
     unescape_is("lone surrogate becomes U+FFFD", "\\ud83dx",
                 "\xef\xbf\xbdx", 4);
     unescape_is("broken escape copied", "a\\", "a\\", 2);
+}
+
+
+/* json_get_many() must give, pointer by pointer, what json_get() gives */
+
+#define MANY(name, d, ...)                                                    \
+    do {                                                                      \
+        static const char *const  ps_[] = { __VA_ARGS__ };                   \
+        many_is(name, d, ps_, sizeof(ps_) / sizeof(ps_[0]));                  \
+    } while (0)
+
+static void
+test_get_many(void)
+{
+    size_t                      i, plens[20];
+    unsigned char               found[20];
+    const unsigned char        *ps[20];
+    ngx_http_crm_json_value_t   v[20];
+
+    MANY("the lookup document, every kind of value", doc,
+         "/customer/email", "/customer/name", "/order_id", "/total",
+         "/paid", "/gift", "/note", "/customer/tags/2", "/customer/tags",
+         "/empty", "/items/0/qty", "/items/1/sku", "/customer/tags/2/z",
+         "/a~1b", "/m~0n", "/");
+    MANY("escapes and duplicates", doc, "/dup", "/caf\xc3\xa9", "/sl~1ash",
+         "/cafe", "/sl/ash", "/dup/0");
+    MANY("missing and malformed", doc, "/missing", "/customer/missing",
+         "/items/2", "/items/-", "/items/01", "/items/x",
+         "/customer/email/0", "/order_id/x", "/empty/a", "/a~2b", "/m~",
+         "customer", "/customer/emai", "/customer/emails");
+    MANY("the empty pointer with others", spaced, "", "/a/1/b", "/a", "/n",
+         "/a/0", "/a/1", "/a/2");
+    MANY("a pointer and its prefixes", doc, "/customer",
+         "/customer/tags", "/customer/tags/2", "/customer/tags/2/z", "");
+    MANY("prefixes in the other order", doc, "/customer/tags/2/z",
+         "/customer/tags/2", "/customer/tags", "/customer");
+    MANY("the same pointer twice", doc, "/customer/email",
+         "/customer/email", "/items/1", "/items/1");
+    MANY("scalar document", " 42 ", "", "/a", "/0");
+    MANY("string document", "\"a\"", "", "/0");
+    MANY("empty document", "  ", "", "/a");
+    MANY("duplicate object, the last has no inner key",
+         "{\"a\":{\"b\":1},\"a\":{\"c\":2}}", "/a/b", "/a/c", "/a");
+    MANY("duplicate object, the last has the inner key",
+         "{\"a\":{\"c\":2},\"a\":{\"b\":1,\"c\":3}}", "/a/b", "/a/c", "/a");
+    MANY("duplicate inside a duplicate",
+         "{\"a\":{\"b\":{\"c\":1},\"b\":{}},\"x\":0,"
+         "\"a\":{\"b\":{\"c\":2},\"b\":{\"c\":3,\"c\":4}}}",
+         "/a/b/c", "/a/b", "/a", "/x");
+    MANY("duplicate replaced by a scalar",
+         "{\"a\":{\"b\":1},\"a\":7}", "/a/b", "/a");
+    MANY("duplicate replaced by an array",
+         "{\"a\":{\"0\":1},\"a\":[5,6]}", "/a/0", "/a/1", "/a/2");
+    MANY("key \"0\" in an object, index in an array",
+         "{\"0\":[{\"0\":\"x\"},[\"y\",\"z\"]]}", "/0/0/0", "/0/1/1",
+         "/0/1/0/0", "/0/00", "/0/2");
+    MANY("escaped keys", "{\"\\u0065mail\":1,\"a\\\"b\":2,\"~\":3,"
+         "\"t\\tab\":4,\"\\ud83d\\ude00\":5}",
+         "/email", "/a\"b", "/~0", "/t\tab", "/\xf0\x9f\x98\x80", "/~1");
+    MANY("empty keys and empty segments",
+         "{\"\":{\"\":{\"\":1}},\"b\":{\"\":2}}", "/", "//", "///", "/b/",
+         "////");
+    MANY("nested arrays",
+         "[[1,[2,3]],[],[[[4]]],{\"a\":[true,null]}]", "/0/1/1", "/1/0",
+         "/2/0/0/0", "/3/a/1", "/3/a/2", "/4", "/0", "",
+         "/18446744073709551615", "/9999999999999999999");
+    MANY("whitespace everywhere",
+         " \r\n{ \"a\" :\t[ 1 , { \"b\" : \"c\" } ] ,\"a\" : { \"b\" : [ ] } "
+         "}\n", "/a/b", "/a/1/b", "/a", "/a/b/0");
+    MANY("strings holding brackets and quotes",
+         "{\"s\":\"}]{[\\\"\",\"t\":[\"]\",{\"u\":\"\\\\\"}]}", "/s", "/t/1/u",
+         "/t/0", "/t/2");
+    MANY("sixteen pointers", doc,
+         "/customer/email", "/customer/phone", "/order_id", "/total",
+         "/paid", "/gift", "/note", "/items/0/sku", "/items/1/qty",
+         "/a~1b", "/m~0n", "/", "/dup", "/empty", "/s", "/missing");
+    MANY("more than sixteen: the rest through json_get", doc,
+         "/customer/email", "/customer/phone", "/order_id", "/total",
+         "/paid", "/gift", "/note", "/items/0/sku", "/items/1/qty",
+         "/a~1b", "/m~0n", "/", "/dup", "/empty", "/s", "/missing",
+         "/customer/tags/1", "/items/1/sku", "/x", "");
+    MANY("deeper than the walk follows",
+         "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":"
+         "{\"a\":1}}}}}}}}}}",
+         "/a/a/a/a/a/a/a/a/a/a",
+         "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a"
+         "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a"
+         "/a", "/a/a/a/a/a");
+    MANY("a broken document goes to json_get", "{\"a\":1,\"b\":[2", "/a",
+         "/b/0", "/b");
+
+    /* n == 0, and NULL for the empty document and the empty pointer */
+
+    ok(ngx_http_crm_json_get_many(B("{}"), NULL, NULL, 0, NULL, NULL) == 0,
+       "get_many: no pointers");
+
+    ps[0] = NULL;
+    plens[0] = 0;
+    found[0] = 2;
+    ok(ngx_http_crm_json_get_many(NULL, 0, ps, plens, 1, v, found) == 0
+       && found[0] == 0, "get_many in an empty document");
+
+    ok(ngx_http_crm_json_get_many(B("[1]"), ps, plens, 1, v, found) == 1
+       && found[0] == 1 && v[0].type == NGX_HTTP_CRM_JSON_ARRAY
+       && v[0].len == 3, "get_many with a NULL empty pointer");
+
+    for (i = 0; i < 20; i++) {
+        ps[i] = (const unsigned char *) "/a";
+        plens[i] = 2;
+    }
+
+    ok(ngx_http_crm_json_get_many(B("{\"a\":1}"), ps, plens, 20, v, found)
+       == 20, "get_many: twenty times the same pointer");
+}
+
+
+static void
+many_is(const char *name, const char *doc, const char *const *pointers,
+    size_t n)
+{
+    int                         rc;
+    char                        title[256];
+    size_t                      i, len, count, exp, plens[32];
+    unsigned char              *d, *ps[32], found[32];
+    ngx_http_crm_json_value_t   v[32], w;
+
+    if (n > 32) {
+        abort();
+    }
+
+    len = strlen(doc);
+    d = dup_bytes((const unsigned char *) doc, len);
+
+    memset(ps, 0, sizeof(ps));
+    memset(plens, 0, sizeof(plens));
+
+    for (i = 0; i < n; i++) {
+        plens[i] = strlen(pointers[i]);
+        ps[i] = dup_bytes((const unsigned char *) pointers[i], plens[i]);
+    }
+
+    memset(found, 2, sizeof(found));
+
+    count = ngx_http_crm_json_get_many(d, len,
+                                       (const unsigned char *const *) ps,
+                                       plens, n, v, found);
+
+    snprintf(title, sizeof(title), "get_many: %s", name);
+
+    exp = 0;
+
+    for (i = 0; i < n; i++) {
+        rc = ngx_http_crm_json_get(d, len, ps[i], plens[i], &w);
+
+        if (rc == 0) {
+            exp++;
+        }
+
+        if (rc == 0 && found[i] == 1 && v[i].type == w.type
+            && v[i].start == w.start && v[i].len == w.len)
+        {
+            continue;
+        }
+
+        if (rc == -1 && found[i] == 0) {
+            continue;
+        }
+
+        ok(0, title);
+        printf("#   pointer \"%s\": json_get %d, found %d\n",
+               pointers[i], rc, (int) found[i]);
+        goto done;
+    }
+
+    if (!ok(count == exp, title)) {
+        printf("#   %zu found, json_get finds %zu\n", count, exp);
+    }
+
+done:
+
+    free(d);
+
+    for (i = 0; i < n; i++) {
+        free(ps[i]);
+    }
 }
 
 

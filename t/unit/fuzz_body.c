@@ -23,6 +23,9 @@
  *   valid JSON itself (a string once quoted), and unescapes to valid
  *   UTF-8 without NUL and no longer than its escaped form;
  * - json_get() never reads outside a document that failed the check;
+ * - json_get_many() with the pointer, its prefixes and a fixed list
+ *   finds in a checked document what json_get() finds one by one, and
+ *   never reads outside any other;
  * - the normalizers give what they document.
  *
  * Buffers are malloc()ed to their exact size, so ASan sees any overrun.
@@ -42,6 +45,8 @@
 static int utf8_valid(const unsigned char *p, size_t len);
 static void check_value(const unsigned char *doc, size_t len,
     const ngx_http_crm_json_value_t *v);
+static void check_many(const unsigned char *doc, size_t len, int checked,
+    const unsigned char *ptr, size_t plen);
 static void check_form(const unsigned char *body, size_t len,
     const unsigned char *ptr, size_t plen);
 static void check_normalize(const unsigned char *p, size_t len);
@@ -91,6 +96,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_value(body, len, &v);
         }
     }
+
+    check_many(body, len, rc == 0, ptr, plen);
 
     if (rc == 0) {
         /* the whole document is found under the empty pointer */
@@ -183,6 +190,81 @@ check_value(const unsigned char *doc, size_t len,
     }
 
     free(copy);
+}
+
+
+/* json_get_many() against json_get() */
+
+static void
+check_many(const unsigned char *doc, size_t len, int checked,
+    const unsigned char *ptr, size_t plen)
+{
+    size_t                      i, n, count, exp, plens[20];
+    unsigned char               found[20];
+    const unsigned char        *ps[20];
+    ngx_http_crm_json_value_t   v[20], w;
+
+    static const char *const    fixed[] = {
+        "", "/a", "/a/0", "/a/b", "/a/0/b", "/0", "/0/a", "/email",
+        "/customer/email", "/b~1c", "/"
+    };
+
+    n = 0;
+
+    /* the pointer, then its prefixes that end before a "/" */
+
+    ps[n] = ptr;
+    plens[n++] = plen;
+
+    for (i = plen; i > 0 && n < 6; i--) {
+        if (ptr[i - 1] == '/' && i - 1 > 0) {
+            ps[n] = ptr;
+            plens[n++] = i - 1;
+        }
+    }
+
+    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        ps[n] = (const unsigned char *) fixed[i];
+        plens[n++] = strlen(fixed[i]);
+    }
+
+    /* the pointer again, past NGX_HTTP_CRM_JSON_GET_MAX when n is big */
+
+    while (n < 18) {
+        ps[n] = ptr;
+        plens[n++] = plen;
+    }
+
+    memset(found, 2, sizeof(found));
+
+    count = ngx_http_crm_json_get_many(doc, len, ps, plens, n, v, found);
+    ensure(count <= n);
+
+    exp = 0;
+
+    for (i = 0; i < n; i++) {
+        ensure(found[i] == 0 || found[i] == 1);
+
+        if (found[i]) {
+            ensure(v[i].start >= doc && v[i].start + v[i].len <= doc + len);
+        }
+
+        if (!checked) {
+            continue;
+        }
+
+        if (ngx_http_crm_json_get(doc, len, ps[i], plens[i], &w) == 0) {
+            exp++;
+            ensure(found[i] == 1);
+            ensure(v[i].type == w.type && v[i].start == w.start
+                   && v[i].len == w.len);
+
+        } else {
+            ensure(found[i] == 0);
+        }
+    }
+
+    ensure(!checked || count == exp);
 }
 
 
