@@ -596,6 +596,23 @@ is(one(q{SELECT count(*) FROM (VALUES
         AND obj_description(oid, 'pg_proc') IS NULL}), 0,
    'every staff view and module function has a COMMENT');
 
+# -- an order that never got an answer: the ledger shows its promise free --
+
+{
+    my $d0 = decide(order_id => 'UN-0', email => 'una@example.com');
+    my $una = $d0->{customer_id};
+    my $p = promise($una, 7);
+    my $d = decide(order_id => 'UN-1', email => 'una@example.com');
+    is($d->{discount}, 7, 'an order reserves the promise');
+    is_deeply(ledger($una), ['7:reserved:UN-1'], 'the ledger shows it reserved');
+    psql("UPDATE crm.orders SET created_at = now() - interval '16 minutes'"
+         . " WHERE order_id = 'UN-1'");
+    is_deeply(ledger($una), ['7:open:-'],
+              'no answer for 15 minutes: the ledger shows it open again');
+    is(decide(order_id => 'UN-2', email => 'una@example.com')->{discount}, 7,
+       'and the next order gets it');
+}
+
 diag(sprintf 'took %.1f s', Time::HiRes::time() - $T0);
 
 done_testing();
