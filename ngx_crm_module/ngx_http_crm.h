@@ -102,6 +102,7 @@ typedef struct {
     ngx_http_crm_spool_t    *spool;
     ngx_http_crm_keys_t     *keys;            /* NULL: no cookies */
     const char              *on_connect[2];
+    ngx_str_t                node;            /* hostname, JSON-escaped */
     uint32_t                 event_rand;
     uint64_t                 event_seq;
 

@@ -260,7 +260,7 @@ ngx_http_crm_capture_parse(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 void
 ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    u_char                    *p, *line;
+    u_char                    *p, *q, *line;
     size_t                     len, i;
     ngx_str_t                  b64;
     ngx_http_crm_loc_conf_t   *lcf;
@@ -276,9 +276,7 @@ ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
           + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT64_LEN
           + NGX_HTTP_CRM_SHA256_HEX
           + sizeof("feedback") + sizeof("db_unavailable")
-          + ngx_cycle->hostname.len
-          + ngx_escape_json(NULL, ngx_cycle->hostname.data,
-                            ngx_cycle->hostname.len)
+          + cmcf->node.len
           + ctx->json.len
           + ngx_base64_encoded_length(ctx->raw.len)
           + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0);
@@ -302,8 +300,7 @@ ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                     (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
                     ctx->received.sec, ctx->received.msec,
                     &ngx_http_crm_kinds[lcf->capture]);
-    p = (u_char *) ngx_escape_json(p, ngx_cycle->hostname.data,
-                                   ngx_cycle->hostname.len);
+    p = ngx_cpymem(p, cmcf->node.data, cmcf->node.len);
     p = ngx_sprintf(p, "\",\"policy\":\"%s\"", cmcf->policy_sha256);
 
     if (ctx->customer_id) {
@@ -332,9 +329,12 @@ ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
          * inside a string), so a space keeps the document and the line
          */
 
-        for (i = 0; i < ctx->json.len; i++) {
-            *p++ = (ctx->json.data[i] == '\n' || ctx->json.data[i] == '\r')
-                   ? ' ' : ctx->json.data[i];
+        p = ngx_cpymem(p, ctx->json.data, ctx->json.len);
+
+        for (q = p - ctx->json.len; q < p; q++) {
+            if (*q == '\n' || *q == '\r') {
+                *q = ' ';
+            }
         }
     }
 
@@ -602,6 +602,22 @@ ngx_http_crm_capture_init_worker(ngx_cycle_t *cycle,
 
     cmcf->event_rand = ((uint32_t) r[0] << 24) | (r[1] << 16) | (r[2] << 8)
                        | r[3];
+
+    /* the node name, JSON-escaped once for every event line */
+
+    cmcf->node.data = ngx_pnalloc(cycle->pool,
+                                  cycle->hostname.len
+                                  + ngx_escape_json(NULL,
+                                                    cycle->hostname.data,
+                                                    cycle->hostname.len));
+    if (cmcf->node.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmcf->node.len = (u_char *) ngx_escape_json(cmcf->node.data,
+                                                cycle->hostname.data,
+                                                cycle->hostname.len)
+                     - cmcf->node.data;
     cmcf->event_seq = ((uint64_t) r[4] << 24) | (r[5] << 16) | (r[6] << 8)
                       | r[7];
 
