@@ -40,7 +40,7 @@ static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
     uint64_t customer_id, ngx_http_crm_main_conf_t *cmcf);
 static ngx_int_t ngx_http_crm_identity_upstream(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *cmcf, ngx_uint_t cookie);
 static void ngx_http_crm_identify(ngx_http_request_t *r,
     ngx_http_crm_main_conf_t *cmcf, u_char *email, size_t len);
 static void ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q,
@@ -302,6 +302,12 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
 
     r->headers_in.headers = headers;
 
+    /* the copy's last part may be its first, which lived on this stack */
+
+    if (headers.last == &headers.part) {
+        r->headers_in.headers.last = &r->headers_in.headers.part;
+    }
+
     return NGX_DECLINED;
 }
 
@@ -309,6 +315,7 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 {
+    ngx_uint_t                 decided;
     ngx_http_crm_ctx_t        *ctx;
     ngx_http_crm_main_conf_t  *cmcf;
 
@@ -319,22 +326,25 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
-    if (ctx != NULL
-        && ctx->decided
-        && cmcf->keys != NULL
-        && r->headers_out.status >= 200
-        && r->headers_out.status < 300)
-    {
-        if (ngx_http_crm_identity_set_cookie(r, ctx->customer_id, cmcf)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    decided = (ctx != NULL
+               && ctx->decided
+               && cmcf->keys != NULL
+               && r->headers_out.status >= 200
+               && r->headers_out.status < 300);
 
-    } else if (cmcf->policy->identity.upstream_header.len) {
-        if (ngx_http_crm_identity_upstream(r, cmcf) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (decided
+        && ngx_http_crm_identity_set_cookie(r, ctx->customer_id, cmcf)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the header naming the customer never reaches the client */
+
+    if (cmcf->policy->identity.upstream_header.len
+        && ngx_http_crm_identity_upstream(r, cmcf, !decided) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return ngx_http_next_header_filter(r);
@@ -400,13 +410,14 @@ ngx_http_crm_identity_set_cookie(ngx_http_request_t *r, uint64_t customer_id,
 
 /*
  * The shop named a logged-in customer: the header never reaches the
- * client; the cookie is set when the cache knows the customer, else the
- * customer is asked for in the background.
+ * client; unless a cookie is set already (cookie 0), it is set when the
+ * cache knows the customer, else the customer is asked for in the
+ * background.
  */
 
 static ngx_int_t
 ngx_http_crm_identity_upstream(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf)
+    ngx_http_crm_main_conf_t *cmcf, ngx_uint_t cookie)
 {
     u_char           *email;
     size_t            len;
@@ -443,7 +454,9 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
         }
     }
 
-    if (found == NULL || cmcf->keys == NULL || cmcf->cache == NULL) {
+    if (found == NULL || !cookie || cmcf->keys == NULL
+        || cmcf->cache == NULL)
+    {
         return NGX_OK;
     }
 

@@ -36,6 +36,8 @@
 
 #include "ngx_http_crm_pg.h"
 
+#include <sys/ioctl.h>
+
 
 #define NGX_HTTP_CRM_PG_BACKOFF_MIN   100
 #define NGX_HTTP_CRM_PG_BACKOFF_MAX   10000
@@ -62,6 +64,7 @@ struct ngx_http_crm_pg_conn_s {
     ngx_event_t                  retry;
     ngx_http_crm_pg_query_t      check;
     ngx_uint_t                   step;        /* of the CHECKING queries */
+    ino_t                        ino;         /* of the socket wrapped */
 };
 
 
@@ -88,6 +91,7 @@ struct ngx_http_crm_pg_s {
 static void ngx_http_crm_pg_connect(ngx_http_crm_pg_conn_t *pc);
 static ngx_int_t ngx_http_crm_pg_wrap(ngx_http_crm_pg_conn_t *pc);
 static void ngx_http_crm_pg_unwrap(ngx_http_crm_pg_conn_t *pc);
+static ngx_uint_t ngx_http_crm_pg_moved(ngx_http_crm_pg_conn_t *pc);
 static void ngx_http_crm_pg_connect_poll(ngx_http_crm_pg_conn_t *pc);
 static void ngx_http_crm_pg_event(ngx_event_t *ev);
 static void ngx_http_crm_pg_result(ngx_http_crm_pg_conn_t *pc);
@@ -283,22 +287,32 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
     ngx_http_crm_pg_conn_t   *pc;
     ngx_http_crm_pg_query_t  *q;
 
-    for (i = 0; i < pg->nconns && !ngx_queue_empty(&pg->waiting); i++) {
+    i = 0;
+
+    while (i < pg->nconns && !ngx_queue_empty(&pg->waiting)) {
         pc = &pg->conns[i];
 
         if (pc->state != NGX_HTTP_CRM_PG_IDLE) {
+            i++;
             continue;
         }
 
         q = ngx_http_crm_pg_unqueue(pg);
 
+        if ((ngx_msec_int_t) (q->deadline - ngx_current_msec) <= 0) {
+            /* its timer is due in this very turn: no connection for it */
+            q->handler(q, NULL);
+            continue;
+        }
+
         if (ngx_http_crm_pg_start(pc, q) != NGX_OK) {
             /* pc failed before taking q: q waits for the next one */
             q->pg = pg;
-            ngx_add_timer(&q->wait, q->deadline > ngx_current_msec
-                                    ? q->deadline - ngx_current_msec : 1);
+            ngx_add_timer(&q->wait, q->deadline - ngx_current_msec);
             ngx_queue_insert_head(&pg->waiting, &q->queue);
         }
+
+        i++;
     }
 }
 
@@ -452,6 +466,7 @@ static ngx_int_t
 ngx_http_crm_pg_wrap(ngx_http_crm_pg_conn_t *pc)
 {
     int                fd;
+    struct stat        st;
     ngx_connection_t  *c;
 
     fd = PQsocket(pc->conn);
@@ -465,6 +480,10 @@ ngx_http_crm_pg_wrap(ngx_http_crm_pg_conn_t *pc)
     c = ngx_get_connection(fd, pc->pg->log);
     if (c == NULL) {
         return NGX_ERROR;
+    }
+
+    if (fstat(fd, &st) == 0) {
+        pc->ino = st.st_ino;
     }
 
     c->data = pc;
@@ -538,6 +557,26 @@ ngx_http_crm_pg_unwrap(ngx_http_crm_pg_conn_t *pc)
 }
 
 
+/*
+ * Whether libpq moved on to another socket (the next host or address of a
+ * multi-host conninfo).  The fd number alone does not tell: the old socket
+ * is closed first, so the new one often gets the same number; epoll forgot
+ * the old one, so the new one must be added.
+ */
+
+static ngx_uint_t
+ngx_http_crm_pg_moved(ngx_http_crm_pg_conn_t *pc)
+{
+    struct stat  st;
+
+    if (PQsocket(pc->conn) != pc->c->fd) {
+        return 1;
+    }
+
+    return fstat(pc->c->fd, &st) == 0 && st.st_ino != pc->ino;
+}
+
+
 static void
 ngx_http_crm_pg_connect_poll(ngx_http_crm_pg_conn_t *pc)
 {
@@ -554,7 +593,7 @@ ngx_http_crm_pg_connect_poll(ngx_http_crm_pg_conn_t *pc)
 
         /* with several hosts libpq may move on to another socket */
 
-        if (PQsocket(pc->conn) != pc->c->fd) {
+        if (ngx_http_crm_pg_moved(pc)) {
             timer = pc->c->read->timer_set
                     ? pc->c->read->timer.key - ngx_current_msec : 0;
 
@@ -700,7 +739,8 @@ ngx_http_crm_pg_event(ngx_event_t *ev)
     ngx_connection_t        *c = ev->data;
     ngx_http_crm_pg_conn_t  *pc = c->data;
 
-    int  rc;
+    int        rc;
+    PGnotify  *notify;
 
     if (ev->timedout) {
         ev->timedout = 0;
@@ -755,8 +795,8 @@ ngx_http_crm_pg_event(ngx_event_t *ev)
             return;
         }
 
-        while (PQnotifies(pc->conn) != NULL) {
-            /* void */
+        while ((notify = PQnotifies(pc->conn)) != NULL) {
+            PQfreemem(notify);
         }
 
         if (ev->pending_eof) {
@@ -776,6 +816,7 @@ ngx_http_crm_pg_event(ngx_event_t *ev)
 static void
 ngx_http_crm_pg_result(ngx_http_crm_pg_conn_t *pc)
 {
+    int        n;
     PGresult  *res;
 
     if (PQconsumeInput(pc->conn) == 0) {
@@ -799,6 +840,15 @@ ngx_http_crm_pg_result(ngx_http_crm_pg_conn_t *pc)
         } else {
             PQclear(res);
         }
+    }
+
+    /*
+     * PQconsumeInput() reads only what fits libpq's buffer; with epoll
+     * edge-triggered, what is left in the socket raises no new event
+     */
+
+    if (ioctl(pc->c->fd, FIONREAD, &n) == 0 && n > 0) {
+        ngx_post_event(pc->c->read, &ngx_posted_events);
     }
 }
 
@@ -921,8 +971,11 @@ ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc, ngx_http_crm_pg_query_t *q)
     rc = PQflush(pc->conn);
 
     if (rc == -1) {
-        /* q is taken: the failure reports it */
-        ngx_http_crm_pg_fail(pc, "PQflush()");
+        /*
+         * q is taken; its handler must not run before the caller has
+         * seen NGX_OK: the read event finds the failure a moment later
+         */
+        ngx_post_event(pc->c->read, &ngx_posted_events);
         return NGX_OK;
     }
 

@@ -69,6 +69,7 @@ struct ngx_http_crm_spool_s {
     off_t                     end;
     ngx_uint_t                lines;
     ngx_uint_t                slow;        /* sent line by line */
+    ngx_uint_t                pause;       /* a batch failed: wait a scan */
 
     /* lines appended while PostgreSQL was down, not yet written */
     ngx_uint_t                backlog;
@@ -414,7 +415,7 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
 static void
 ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool)
 {
-    if (!spool->flush.posted && spool->file == NULL) {
+    if (!spool->flush.posted && spool->file == NULL && !spool->pause) {
         ngx_post_event(&spool->flush, &ngx_posted_events);
     }
 }
@@ -615,7 +616,11 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     }
 
     if (res == NULL) {
-        /* the connection failed: the batch waits in the file */
+        /*
+         * the connection failed or the batch timed out: it waits in the
+         * file, and the writer waits for the next scan (a second)
+         */
+        spool->pause = 1;
         return;
     }
 
@@ -625,6 +630,10 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
             /* send the same bytes once more, line by line */
             spool->slow = 1;
             ngx_http_crm_spool_schedule(spool);
+
+        } else {
+            /* refused line by line too: try again in a second */
+            spool->pause = 1;
         }
 
         return;
@@ -666,6 +675,8 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
+
+    spool->pause = 0;
 
     if (spool->orphan.fd == NGX_INVALID_FILE
         && !ngx_http_crm_pg_is_down(spool->cmcf->pg))
@@ -720,10 +731,14 @@ ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool)
             continue;
         }
 
-        /* a live worker holds its own file */
+        /*
+         * a live worker holds its own file; a file another worker has
+         * just finished and removed has no link left
+         */
 
         if (flock(fd, LOCK_EX|LOCK_NB) == -1
-            || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR)
+            || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+            || fi.st_nlink == 0)
         {
             (void) ngx_close_file(fd);
             continue;

@@ -228,6 +228,22 @@ error_log_clean($off, expect => [qr/crm schema/, qr/the database schema is versi
                                  qr/connecting to PostgreSQL timed out/],
                 name => 'no other error');
 
+# -- several hosts: the first refuses, libpq moves on to the second -------------
+
+my $dead = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                 Proto => 'tcp', Listen => 1) or die;
+my $dead_port = $dead->sockport;
+close $dead;            # nothing listens there now: connections are refused
+my $pg_port = pg_port();
+ok(start_nginx({ policy => policy("host=127.0.0.1,127.0.0.1 port=$dead_port,$pg_port"
+                                  . " dbname=crm user=postgres"),
+                 config => $config }),
+   'nginx starts with two hosts, the first one refusing');
+ok(wait_for(sub { (http_get('/status'))[2] =~ /"up":[1-9]/ }, 10),
+   'libpq moves on to the second host and the pool connects');
+is(order('multi-1'), 'ok', 'and orders are decided');
+recorded_is('multi-', 1, 'and recorded');
+
 # -- a client that goes away while its body is read ----------------------------
 
 $off = error_log_offset();
