@@ -92,6 +92,8 @@ static int ngx_http_crm_json_literal(const unsigned char **pp,
 static int ngx_http_crm_json_scalar_end(const unsigned char *p,
     const unsigned char *end);
 
+static const unsigned char *ngx_http_crm_json_after(const unsigned char *q,
+    const unsigned char *end, unsigned char closer, int *closed);
 static const unsigned char *ngx_http_crm_json_skip(const unsigned char *p,
     const unsigned char *end);
 static const unsigned char *ngx_http_crm_json_skip_string(
@@ -953,6 +955,7 @@ static const unsigned char *
 ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
     const unsigned char *p, unsigned mask)
 {
+    int                   closed;
     size_t                i, s[NGX_HTTP_CRM_JSON_GET_MAX];
     size_t                e[NGX_HTTP_CRM_JSON_GET_MAX];
     unsigned              sub;
@@ -1042,28 +1045,10 @@ ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
             q = ngx_http_crm_json_skip(p, end);
         }
 
-        if (q == NULL) {
-            return NULL;
-        }
+        p = ngx_http_crm_json_after(q, end, '}', &closed);
 
-        p = ngx_http_crm_json_ws(q, end);
-
-        if (p == end) {
-            return NULL;
-        }
-
-        if (*p == '}') {
-            return p + 1;
-        }
-
-        if (*p != ',') {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(p + 1, end);
-
-        if (p == end) {
-            return NULL;
+        if (p == NULL || closed) {
+            return p;
         }
     }
 }
@@ -1079,6 +1064,7 @@ static const unsigned char *
 ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
     const unsigned char *p, unsigned mask)
 {
+    int                   closed;
     size_t                i, e;
     unsigned              sub;
     unsigned long long    k;
@@ -1140,30 +1126,49 @@ ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
             q = ngx_http_crm_json_skip(p, end);
         }
 
-        if (q == NULL) {
-            return NULL;
-        }
+        p = ngx_http_crm_json_after(q, end, ']', &closed);
 
-        p = ngx_http_crm_json_ws(q, end);
-
-        if (p == end) {
-            return NULL;
-        }
-
-        if (*p == ']') {
-            return p + 1;
-        }
-
-        if (*p != ',') {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(p + 1, end);
-
-        if (p == end) {
-            return NULL;
+        if (p == NULL || closed) {
+            return p;
         }
     }
+}
+
+
+/*
+ * After a member or an element, at q (NULL passes through): returns where
+ * the next one starts, or, with *closed set, just past the closer; NULL
+ * on bytes that are not JSON.
+ */
+
+static const unsigned char *
+ngx_http_crm_json_after(const unsigned char *q, const unsigned char *end,
+    unsigned char closer, int *closed)
+{
+    *closed = 0;
+
+    if (q == NULL) {
+        return NULL;
+    }
+
+    q = ngx_http_crm_json_ws(q, end);
+
+    if (q == end) {
+        return NULL;
+    }
+
+    if (*q == closer) {
+        *closed = 1;
+        return q + 1;
+    }
+
+    if (*q != ',') {
+        return NULL;
+    }
+
+    q = ngx_http_crm_json_ws(q + 1, end);
+
+    return (q == end) ? NULL : q;
 }
 
 
@@ -1267,6 +1272,7 @@ static const unsigned char *
 ngx_http_crm_json_member(const unsigned char *p, const unsigned char *end,
     const unsigned char *seg, size_t slen)
 {
+    int                   closed;
     const unsigned char  *q, *key, *found;
 
     found = NULL;
@@ -1302,30 +1308,15 @@ ngx_http_crm_json_member(const unsigned char *p, const unsigned char *end,
             found = p;
         }
 
-        p = ngx_http_crm_json_skip(p, end);
+        p = ngx_http_crm_json_after(ngx_http_crm_json_skip(p, end), end, '}',
+                                    &closed);
 
         if (p == NULL) {
             return NULL;
         }
 
-        p = ngx_http_crm_json_ws(p, end);
-
-        if (p == end) {
-            return NULL;
-        }
-
-        if (*p == '}') {
+        if (closed) {
             return found;
-        }
-
-        if (*p != ',') {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(p + 1, end);
-
-        if (p == end) {
-            return NULL;
         }
     }
 }
