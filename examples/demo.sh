@@ -16,7 +16,9 @@
 #   CRM_DEMO_WALKTHROUGH=1   run the walkthrough itself, print what it gives,
 #                            stop everything and exit (0 when every step got
 #                            the answer it expects)
-#   CRM_DEMO_DIR=dir         where to run (.run in the repository)
+#   CRM_DEMO_DIR=dir         where to run (.run in the repository, or
+#                            /tmp/ngx-crm-demo-run when www-data cannot
+#                            reach the repository)
 #   CRM_DEMO_PORT, CRM_DEMO_SHOP_PORT, CRM_DEMO_PG_PORT
 #                            ports (default 8080, 8081, 55432 when free, else
 #                            any free port)
@@ -51,6 +53,13 @@ if [ ! -f "$MODULE" ]; then
     "$ROOT/config.sh" build
 fi
 case "$RUN" in /*) ;; *) RUN=$PWD/$RUN ;; esac
+# nginx's workers (www-data) must reach the run directory: a checkout under
+# /root is not searchable by others, so the demo runs in /tmp instead
+if [ -z "${CRM_DEMO_DIR:-}" ] \
+    && ! runuser -u www-data -- test -x "$ROOT" 2>/dev/null; then
+    RUN=/tmp/ngx-crm-demo-run
+    say "$ROOT is not reachable by www-data (nginx's workers): running in $RUN"
+fi
 case "$RUN$MODULE" in
     *[[:space:]\|\'\"]*) die "run from a path without spaces, quotes or |: $RUN" ;;
 esac
