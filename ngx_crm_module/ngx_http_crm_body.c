@@ -92,6 +92,8 @@ static int ngx_http_crm_json_literal(const unsigned char **pp,
 static int ngx_http_crm_json_scalar_end(const unsigned char *p,
     const unsigned char *end);
 
+static const unsigned char *ngx_http_crm_json_key(const unsigned char *p,
+    const unsigned char *end, const unsigned char **key, size_t *klen);
 static const unsigned char *ngx_http_crm_json_after(const unsigned char *q,
     const unsigned char *end, unsigned char closer, int *closed);
 static const unsigned char *ngx_http_crm_json_skip(const unsigned char *p,
@@ -956,7 +958,7 @@ ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
     const unsigned char *p, unsigned mask)
 {
     int                   closed;
-    size_t                i, s[NGX_HTTP_CRM_JSON_GET_MAX];
+    size_t                i, klen, s[NGX_HTTP_CRM_JSON_GET_MAX];
     size_t                e[NGX_HTTP_CRM_JSON_GET_MAX];
     unsigned              sub;
     const unsigned char  *q, *key, *end, *ptr;
@@ -993,26 +995,9 @@ ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
 
     for ( ;; ) {
 
-        if (*p != '"') {
-            return NULL;
-        }
+        p = ngx_http_crm_json_key(p, end, &key, &klen);
 
-        key = p + 1;
-        q = ngx_http_crm_json_skip_string(p, end);
-
-        if (q == NULL) {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(q, end);
-
-        if (p == end || *p != ':') {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(p + 1, end);
-
-        if (p == end) {
+        if (p == NULL) {
             return NULL;
         }
 
@@ -1021,7 +1006,7 @@ ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
         for (i = 0; i < ctx->n; i++) {
 
             if ((mask & (1u << i))
-                && ngx_http_crm_json_key_eq(key, q - 1 - key,
+                && ngx_http_crm_json_key_eq(key, klen,
                                             ctx->pointers[i] + s[i] + 1,
                                             e[i] - s[i] - 1))
             {
@@ -1132,6 +1117,42 @@ ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
             return p;
         }
     }
+}
+
+
+/*
+ * At a member's opening quote: returns where its value starts, with the
+ * key, still escaped, in *key and *klen; NULL on bytes that are not JSON.
+ */
+
+static const unsigned char *
+ngx_http_crm_json_key(const unsigned char *p, const unsigned char *end,
+    const unsigned char **key, size_t *klen)
+{
+    const unsigned char  *q;
+
+    if (*p != '"') {
+        return NULL;
+    }
+
+    q = ngx_http_crm_json_skip_string(p, end);
+
+    if (q == NULL) {
+        return NULL;
+    }
+
+    *key = p + 1;
+    *klen = q - 1 - *key;
+
+    p = ngx_http_crm_json_ws(q, end);
+
+    if (p == end || *p != ':') {
+        return NULL;
+    }
+
+    p = ngx_http_crm_json_ws(p + 1, end);
+
+    return (p == end) ? NULL : p;
 }
 
 
@@ -1273,7 +1294,8 @@ ngx_http_crm_json_member(const unsigned char *p, const unsigned char *end,
     const unsigned char *seg, size_t slen)
 {
     int                   closed;
-    const unsigned char  *q, *key, *found;
+    size_t                klen;
+    const unsigned char  *key, *found;
 
     found = NULL;
 
@@ -1285,26 +1307,13 @@ ngx_http_crm_json_member(const unsigned char *p, const unsigned char *end,
 
     for ( ;; ) {
 
-        if (*p != '"') {
+        p = ngx_http_crm_json_key(p, end, &key, &klen);
+
+        if (p == NULL) {
             return NULL;
         }
 
-        key = p + 1;
-        q = ngx_http_crm_json_skip_string(p, end);
-
-        if (q == NULL) {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(q, end);
-
-        if (p == end || *p != ':') {
-            return NULL;
-        }
-
-        p = ngx_http_crm_json_ws(p + 1, end);
-
-        if (ngx_http_crm_json_key_eq(key, q - 1 - key, seg, slen)) {
+        if (ngx_http_crm_json_key_eq(key, klen, seg, slen)) {
             found = p;
         }
 
