@@ -50,7 +50,8 @@ typedef enum {
     NGX_HTTP_CRM_STATE_OK,
     NGX_HTTP_CRM_STATE_NO_CUSTOMER,
     NGX_HTTP_CRM_STATE_BAD_BODY,
-    NGX_HTTP_CRM_STATE_DB_UNAVAILABLE
+    NGX_HTTP_CRM_STATE_DB_UNAVAILABLE,
+    NGX_HTTP_CRM_STATE_CONFLICT
 } ngx_http_crm_state_e;
 
 
@@ -73,6 +74,7 @@ typedef struct {
     ngx_atomic_t             decided;
     ngx_atomic_t             undecided;
     ngx_atomic_t             no_customer;
+    ngx_atomic_t             conflicts;
     ngx_atomic_t             spool_bytes[NGX_HTTP_CRM_WORKERS_MAX];
     ngx_atomic_t             conn_up;
     ngx_atomic_t             conn_busy;
@@ -141,6 +143,7 @@ typedef struct {
     ngx_str_t                field[NGX_HTTP_CRM_FIELD_N];
     ngx_str_t                idempotency_key;
     uint64_t                 customer_id;      /* 0: not known */
+    uint64_t                 cookie_id;        /* the valid cookie's */
 
     /* the decision, for the variables */
     ngx_str_t                customer;
@@ -153,6 +156,8 @@ typedef struct {
     ngx_str_t                banner;
 
     ngx_http_request_t      *request;
+    ngx_pool_t              *pool;             /* r->pool, kept for the
+                                                  cleanup */
     ngx_http_crm_pg_query_t  query;
     const char              *values[2];
 
@@ -161,6 +166,7 @@ typedef struct {
     unsigned                 decided:1;
     unsigned                 parked:1;
     unsigned                 cookie_ok:1;
+    unsigned                 created:1;        /* the order made her */
 } ngx_http_crm_ctx_t;
 
 
@@ -199,6 +205,7 @@ ngx_int_t ngx_http_crm_capture_init_worker(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *cmcf);
 void ngx_http_crm_capture_record(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
+ngx_http_crm_ctx_t *ngx_http_crm_get_ctx(ngx_http_request_t *r);
 
 /* ngx_http_crm_order.c */
 ngx_int_t ngx_http_crm_order_decide(ngx_http_request_t *r,

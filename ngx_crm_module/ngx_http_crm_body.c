@@ -2116,8 +2116,9 @@ ngx_http_crm_hex4(const unsigned char *p)
  * Trims ASCII whitespace and lower-cases ASCII letters; other bytes are
  * kept as they are (an internationalized domain or local part is not
  * folded).  Returns the length written to out (len bytes are enough; out
- * may be in), or 0 when the result is no e-mail: its last "@" must have
- * something on both sides.
+ * may be in), or 0 when the result is no e-mail: over 254 octets (RFC
+ * 5321's path limit), a space or control character inside, or a last "@"
+ * without something on both sides.
  */
 
 size_t
@@ -2140,10 +2141,18 @@ ngx_http_crm_email_normalize(const unsigned char *in, size_t len,
         len--;
     }
 
+    if (len > 254) {
+        return 0;
+    }
+
     at = 0;
 
     for (i = 0; i < len; i++) {
         c = in[i];
+
+        if (c <= ' ' || c == 0x7f) {
+            return 0;
+        }
 
         if (c >= 'A' && c <= 'Z') {
             c |= 0x20;

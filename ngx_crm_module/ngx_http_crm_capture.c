@@ -23,7 +23,8 @@
 #include <openssl/rand.h>
 
 
-#define NGX_HTTP_CRM_UUID_LEN  36
+/* the longest order id or Idempotency-Key kept; a longer one is dropped */
+#define NGX_HTTP_CRM_ID_MAX    128
 
 
 static ngx_int_t ngx_http_crm_capture_handler(ngx_http_request_t *r);
@@ -37,8 +38,10 @@ static void ngx_http_crm_capture_fields(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_http_crm_policy_t *policy);
 static void ngx_http_crm_capture_value(ngx_http_request_t *r,
     ngx_http_crm_json_value_t *v, ngx_str_t *value);
+static void ngx_http_crm_capture_bound(ngx_http_crm_ctx_t *ctx);
 static u_char *ngx_http_crm_capture_uuid(u_char *p,
     ngx_http_crm_main_conf_t *cmcf);
+static void ngx_http_crm_capture_cleanup(void *data);
 
 
 static ngx_str_t  ngx_http_crm_kinds[] = {
@@ -113,6 +116,7 @@ static ngx_int_t
 ngx_http_crm_capture_handler(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
+    ngx_pool_cleanup_t       *cln;
     ngx_http_crm_ctx_t       *ctx;
     ngx_http_crm_loc_conf_t  *lcf;
 
@@ -122,20 +126,28 @@ ngx_http_crm_capture_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r);
 
     if (ctx != NULL) {
         return ctx->done ? NGX_DECLINED : NGX_DONE;
     }
 
+    /* the cleanup finds the ctx again after an internal redirect */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_crm_ctx_t));
-    if (ctx == NULL) {
+
+    if (cln == NULL || ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
 
+    cln->handler = ngx_http_crm_capture_cleanup;
+    cln->data = ctx;
+
     ctx->request = r;
+    ctx->pool = r->pool;
     ctx->received = *ngx_timeofday();
 
     rc = ngx_http_read_client_request_body(r,
@@ -175,9 +187,15 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
     ngx_http_crm_capture_parse(r, ctx);
     ngx_http_crm_identity_cookie(r, ctx);
 
+    if (ctx->cookie_ok) {
+        ctx->cookie_id = ctx->customer_id;
+    }
+
     if (ctx->json.len) {
         ngx_http_crm_capture_fields(r, ctx, cmcf->policy);
     }
+
+    ngx_http_crm_capture_bound(ctx);
 
     if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER
         && ctx->state != NGX_HTTP_CRM_STATE_BAD_BODY
@@ -290,7 +308,9 @@ ngx_http_crm_capture_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         }
     }
 
-    line = ngx_pnalloc(r->pool, len);
+    /* ctx->pool: r->pool is NULL when the request is being freed */
+
+    line = ngx_pnalloc(ctx->pool, len);
     if (line == NULL) {
         return;
     }
@@ -501,7 +521,15 @@ ngx_http_crm_capture_fields(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     }
 
     f = &ctx->field[NGX_HTTP_CRM_FIELD_EMAIL];
-    f->len = ngx_http_crm_email_normalize(f->data, f->len, f->data);
+
+    if (f->len) {
+        f->len = ngx_http_crm_email_normalize(f->data, f->len, f->data);
+
+        if (f->len == 0 && ctx->reason == NULL) {
+            ctx->reason = "the e-mail is not one (over 254 octets, no \"@\", "
+                          "spaces or control characters): it names nobody";
+        }
+    }
 
     f = &ctx->field[NGX_HTTP_CRM_FIELD_PHONE];
     f->len = ngx_http_crm_phone_normalize(f->data, f->len, f->data);
@@ -537,6 +565,100 @@ ngx_http_crm_capture_value(ngx_http_request_t *r,
     }
 
     value->len = ngx_http_crm_json_unescape(v->start, v->len, value->data);
+}
+
+
+/*
+ * An order id or Idempotency-Key longer than NGX_HTTP_CRM_ID_MAX is no
+ * key PostgreSQL can index: it is dropped, and the event says so.
+ */
+
+static void
+ngx_http_crm_capture_bound(ngx_http_crm_ctx_t *ctx)
+{
+    ngx_str_t  *id;
+
+    id = &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID];
+
+    if (id->len > NGX_HTTP_CRM_ID_MAX) {
+        id->len = 0;
+
+        if (ctx->reason == NULL) {
+            ctx->reason = "order_id longer than 128 octets: dropped";
+        }
+    }
+
+    if (ctx->idempotency_key.len > NGX_HTTP_CRM_ID_MAX) {
+        ctx->idempotency_key.len = 0;
+
+        if (ctx->reason == NULL) {
+            ctx->reason = "Idempotency-Key longer than 128 octets: dropped";
+        }
+    }
+}
+
+
+/*
+ * The request's ctx, also after an internal redirect (which clears the
+ * module ctx): found again through the pool cleanup that the capture
+ * handler registered, as the realip module does.
+ */
+
+ngx_http_crm_ctx_t *
+ngx_http_crm_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_crm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
+
+    if (ctx != NULL || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_crm_capture_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The request is freed.  If it is still parked for its order decision,
+ * the query is detached (its answer, if any, is dropped) and the event is
+ * recorded undecided, so that PostgreSQL gives back whatever the late
+ * decision reserves.
+ */
+
+static void
+ngx_http_crm_capture_cleanup(void *data)
+{
+    ngx_http_crm_ctx_t  *ctx = data;
+
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    if (!ctx->parked) {
+        return;
+    }
+
+    ngx_http_crm_pg_detach(&ctx->query);
+    ctx->parked = 0;
+
+    cmcf = ngx_http_get_module_main_conf(ctx->request, ngx_http_crm_module);
+
+    ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
+    (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
+
+    if (ctx->reason == NULL) {
+        ctx->reason = "the request ended while its decision was awaited";
+    }
+
+    ngx_http_crm_capture_record(ctx->request, ctx);
 }
 
 

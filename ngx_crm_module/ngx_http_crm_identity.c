@@ -315,7 +315,7 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                 decided;
+    ngx_uint_t                 set;
     ngx_http_crm_ctx_t        *ctx;
     ngx_http_crm_main_conf_t  *cmcf;
 
@@ -323,16 +323,22 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
-    decided = (ctx != NULL
-               && ctx->decided
-               && cmcf->keys != NULL
-               && r->headers_out.status >= 200
-               && r->headers_out.status < 300);
+    /*
+     * a cookie names a customer only for a browser that showed it is her:
+     * the order created her, or it carried her valid cookie already
+     */
 
-    if (decided
+    set = (ctx != NULL
+           && ctx->decided
+           && (ctx->created || ctx->cookie_id == ctx->customer_id)
+           && cmcf->keys != NULL
+           && r->headers_out.status >= 200
+           && r->headers_out.status < 300);
+
+    if (set
         && ngx_http_crm_identity_set_cookie(r, ctx->customer_id, cmcf)
            != NGX_OK)
     {
@@ -342,7 +348,7 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
     /* the header naming the customer never reaches the client */
 
     if (cmcf->policy->identity.upstream_header.len
-        && ngx_http_crm_identity_upstream(r, cmcf, !decided) != NGX_OK)
+        && ngx_http_crm_identity_upstream(r, cmcf, !set) != NGX_OK)
     {
         return NGX_ERROR;
     }

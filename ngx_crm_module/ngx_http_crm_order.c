@@ -33,7 +33,6 @@ static ngx_int_t ngx_http_crm_order_string(ngx_http_request_t *r,
     u_char *json, size_t len, char *pointer, ngx_str_t *value);
 static u_char *ngx_http_crm_order_field(u_char *p, char *name,
     ngx_str_t *value);
-static void ngx_http_crm_order_cleanup(void *data);
 static ngx_int_t ngx_http_crm_order_log(ngx_http_request_t *r);
 
 
@@ -71,7 +70,6 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
     u_char                    *p, *json;
     size_t                     len, i;
-    ngx_pool_cleanup_t        *cln;
     ngx_http_crm_pg_query_t   *q;
     ngx_http_crm_main_conf_t  *cmcf;
 
@@ -130,13 +128,6 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     *p++ = '}';
     *p = '\0';
 
-    /* the cleanup first: a request freed while parked detaches its query */
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_DECLINED;
-    }
-
     q = &ctx->query;
 
     ctx->values[0] = (char *) json;
@@ -155,8 +146,7 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    cln->handler = ngx_http_crm_order_cleanup;
-    cln->data = ctx;
+    /* a request freed while parked: see ngx_http_crm_capture_cleanup() */
 
     ctx->parked = 1;
     r->main->count++;
@@ -175,6 +165,7 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 {
     ngx_http_crm_ctx_t *ctx = q->data;
 
+    ngx_int_t                  rc;
     ngx_connection_t          *c;
     ngx_http_request_t        *r;
     ngx_http_crm_main_conf_t  *cmcf;
@@ -185,18 +176,30 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     ctx->parked = 0;
 
-    if (res != NULL
-        && PQresultStatus(res) == PGRES_TUPLES_OK
-        && PQntuples(res) == 1
-        && !PQgetisnull(res, 0, 0)
-        && ngx_http_crm_order_decision(r, ctx,
-                                       (u_char *) PQgetvalue(res, 0, 0),
-                                       PQgetlength(res, 0, 0))
-           == NGX_OK)
+    if (res == NULL
+        || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1
+        || PQgetisnull(res, 0, 0))
     {
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_crm_order_decision(r, ctx,
+                                         (u_char *) PQgetvalue(res, 0, 0),
+                                         PQgetlength(res, 0, 0));
+    }
+
+    if (rc == NGX_OK) {
         ctx->decided = 1;
         ctx->state = NGX_HTTP_CRM_STATE_OK;
         (void) ngx_atomic_fetch_add(&cmcf->stats->decided, 1);
+
+    } else if (rc == NGX_DECLINED) {
+        ctx->state = NGX_HTTP_CRM_STATE_CONFLICT;
+        (void) ngx_atomic_fetch_add(&cmcf->stats->conflicts, 1);
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "crm: order id or Idempotency-Key sent again with "
+                      "another identity: no decision");
 
     } else {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
@@ -221,7 +224,10 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 /*
  * Reads crm.decide_order()'s answer:
  *   {"customer_id":42,"card":"CRM-1"|null,"tier":"gold"|null,
- *    "discount":10,"promises":[3,7],"gift":"tea"|null,"holdout":false}
+ *    "discount":10,"promises":[3,7],"gift":"tea"|null,"holdout":false,
+ *    "created":true}
+ * Returns NGX_DECLINED for {"conflict":true,...}: the order id was sent
+ * again with another identity, and nothing is decided.
  */
 
 static ngx_int_t
@@ -232,6 +238,12 @@ ngx_http_crm_order_decision(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     size_t                      i;
     ngx_int_t                   n;
     ngx_http_crm_json_value_t   v;
+
+    if (ngx_http_crm_json_get(json, len, (u_char *) "/conflict", 9, &v) == 0
+        && v.type == NGX_HTTP_CRM_JSON_TRUE)
+    {
+        return NGX_DECLINED;
+    }
 
     if (ngx_http_crm_json_get(json, len, (u_char *) "/customer_id", 12, &v)
         != 0
@@ -268,6 +280,11 @@ ngx_http_crm_order_decision(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     if (ngx_http_crm_json_get(json, len, (u_char *) "/holdout", 8, &v) == 0)
     {
         ctx->holdout = (v.type == NGX_HTTP_CRM_JSON_TRUE);
+    }
+
+    if (ngx_http_crm_json_get(json, len, (u_char *) "/created", 8, &v) == 0)
+    {
+        ctx->created = (v.type == NGX_HTTP_CRM_JSON_TRUE);
     }
 
     /* promise ids: [3, 7] -> 3,7 */
@@ -352,18 +369,6 @@ ngx_http_crm_order_field(u_char *p, char *name, ngx_str_t *value)
 }
 
 
-static void
-ngx_http_crm_order_cleanup(void *data)
-{
-    ngx_http_crm_ctx_t  *ctx = data;
-
-    if (ctx->parked) {
-        ngx_http_crm_pg_detach(&ctx->query);
-        ctx->parked = 0;
-    }
-}
-
-
 /*
  * The log phase of a decided order: the upstream's status goes to the
  * spool, to keep or release what the decision reserved.  499 when the
@@ -381,9 +386,13 @@ ngx_http_crm_order_log(ngx_http_request_t *r)
     ngx_http_crm_ctx_t        *ctx;
     ngx_http_crm_main_conf_t  *cmcf;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_crm_module);
+    if (r != r->main) {
+        return NGX_OK;
+    }
 
-    if (ctx == NULL || !ctx->decided || r != r->main) {
+    ctx = ngx_http_crm_get_ctx(r);
+
+    if (ctx == NULL || !ctx->decided) {
         return NGX_OK;
     }
 

@@ -58,6 +58,10 @@ static ngx_http_crm_metric_t  ngx_http_crm_metrics[] = {
     { "orders", "no_customer", "crm_orders_no_customer_total",
       "Orders with no e-mail, phone or valid cookie.",
       ngx_http_crm_stat(no_customer), 1, 0 },
+    { "orders", "conflict", "crm_orders_conflict_total",
+      "Orders whose order id or Idempotency-Key was sent again with "
+      "another identity: no decision.",
+      ngx_http_crm_stat(conflicts), 1, 0 },
     { "spool", "bytes", "crm_spool_bytes",
       "Bytes in the spool not yet written to PostgreSQL.",
       ngx_http_crm_stat(spool_bytes), 0, NGX_HTTP_CRM_WORKERS_MAX },

@@ -68,7 +68,8 @@ ngx_str_t  ngx_http_crm_states[] = {
     ngx_string("ok"),
     ngx_string("no_customer"),
     ngx_string("bad_body"),
-    ngx_string("db_unavailable")
+    ngx_string("db_unavailable"),
+    ngx_string("conflict")
 };
 
 
@@ -98,7 +99,7 @@ ngx_http_crm_variable_str(ngx_http_request_t *r,
     ngx_str_t           *s;
     ngx_http_crm_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r->main);
 
     if (ctx == NULL) {
         ngx_http_crm_variable_set(v, (u_char *) "", 0);
@@ -120,7 +121,7 @@ ngx_http_crm_variable_discount(ngx_http_request_t *r,
     u_char              *p;
     ngx_http_crm_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r->main);
 
     if (ctx == NULL || ctx->discount == 0) {
         ngx_http_crm_variable_set(v, (u_char *) "0", 1);
@@ -144,7 +145,7 @@ ngx_http_crm_variable_holdout(ngx_http_request_t *r,
 {
     ngx_http_crm_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r->main);
 
     if (ctx != NULL && ctx->holdout) {
         ngx_http_crm_variable_set(v, (u_char *) "1", 1);
@@ -164,7 +165,7 @@ ngx_http_crm_variable_state(ngx_http_request_t *r,
     ngx_str_t           *s;
     ngx_http_crm_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_crm_module);
+    ctx = ngx_http_crm_get_ctx(r->main);
 
     s = &ngx_http_crm_states[ctx ? ctx->state : NGX_HTTP_CRM_STATE_OFF];
 
