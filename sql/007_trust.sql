@@ -722,3 +722,12 @@ COMMENT ON FUNCTION crm.record_events(text) IS
     'Called by the module: writes a batch of spooled events in order, '
     'idempotently, and applies orders without a decision, payments, '
     'statuses and order results.';
+
+COMMENT ON COLUMN crm.interactions.state IS
+    'ok, no_customer, bad_body, db_unavailable or conflict (an order id or '
+    'Idempotency-Key sent again with another identity): what the module '
+    'decided.';
+COMMENT ON COLUMN crm.interactions.reason IS
+    'Why the state is not ok, e.g. the JSON error of a bad body, or why a '
+    'value was not kept (an e-mail that cannot be one, a total out of '
+    'range, an order id over 128 octets).';
