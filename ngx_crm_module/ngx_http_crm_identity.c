@@ -255,17 +255,26 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
 /*
  * Post-read phase: X-CRM-* request headers from the client are removed, so
- * that the shop can trust the ones nginx adds.  The list is rebuilt only
- * when there is one.
+ * that the shop can trust the ones nginx adds; only in a server where the
+ * module acts (ngx_http_crm_srv_conf_t), so that a second server of the
+ * same nginx, proxied to by a front that set them, passes them on.  The
+ * list is rebuilt only when there is one.
  */
 
 static ngx_int_t
 ngx_http_crm_identity_strip(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, found;
-    ngx_list_t        headers;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *copy;
+    ngx_uint_t                i, found;
+    ngx_list_t                headers;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h, *copy;
+    ngx_http_crm_srv_conf_t  *cscf;
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_crm_module);
+
+    if (!cscf->acts) {
+        return NGX_DECLINED;
+    }
 
     found = 0;
 
