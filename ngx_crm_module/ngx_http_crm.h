@@ -9,7 +9,7 @@
 
 
 /*
- * The types that the module's files share: the main and location
+ * The types that the module's files share: the main, server and location
  * configuration, and the per-request context the variables read.
  */
 
@@ -119,6 +119,20 @@ typedef struct {
 } ngx_http_crm_main_conf_t;
 
 
+/*
+ * acts: the module acts on this server's requests (crm_capture,
+ * crm_status or crm_banner on in the server or one of its locations, or
+ * crm_banner on at http level), so client X-CRM-* headers are removed.
+ * banner_off: crm_banner off at server level, which keeps an http-level
+ * crm_banner on from making the server act.
+ */
+
+typedef struct {
+    ngx_flag_t               acts;
+    ngx_flag_t               banner_off;
+} ngx_http_crm_srv_conf_t;
+
+
 typedef struct {
     ngx_uint_t               capture;     /* ngx_http_crm_capture_e */
     ngx_flag_t               banner;
@@ -176,6 +190,8 @@ extern ngx_str_t     ngx_http_crm_states[];
 
 /* ngx_http_crm_conf.c */
 void *ngx_http_crm_create_main_conf(ngx_conf_t *cf);
+void *ngx_http_crm_create_srv_conf(ngx_conf_t *cf);
+char *ngx_http_crm_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
 void *ngx_http_crm_create_loc_conf(ngx_conf_t *cf);
 char *ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 ngx_int_t ngx_http_crm_postconfiguration(ngx_conf_t *cf);
@@ -184,6 +200,8 @@ char *ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_crm_status_conf_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* ngx_http_crm_status.c */

@@ -5,8 +5,15 @@
 
 
 /*
- * Configuration: the main and location confs, and the directives that load
- * the policy and switch the module on in a location.
+ * Configuration: the main, server and location confs, and the directives
+ * that load the policy and switch the module on in a location.
+ *
+ * A server "acts" when one of crm_capture, crm_status or crm_banner on
+ * stands in it or in one of its locations, or crm_banner on stands at
+ * http level and the server does not say crm_banner off itself.  Only
+ * there are client X-CRM-* headers removed: a shop served by a server of
+ * the same nginx that uses no crm directive gets the headers the front
+ * set.
  *
  * The policy is read and parsed once, at configuration time, by the master
  * (nginx -t, start, reload).  It lives as long as the cycle: a cleanup on
@@ -34,6 +41,7 @@ static ngx_int_t ngx_http_crm_policy_json(ngx_conf_t *cf,
 static u_char *ngx_http_crm_json_str(u_char *p, ngx_http_crm_str_t *s);
 static u_char *ngx_http_crm_json_money(u_char *p, int64_t cents);
 static void ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd);
+static void ngx_http_crm_server_acts(ngx_conf_t *cf);
 
 
 void *
@@ -55,6 +63,46 @@ ngx_http_crm_create_main_conf(ngx_conf_t *cf)
      */
 
     return cmcf;
+}
+
+
+void *
+ngx_http_crm_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_crm_srv_conf_t  *cscf;
+
+    cscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_srv_conf_t));
+    if (cscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cscf->banner_off = 0;
+     */
+
+    cscf->acts = NGX_CONF_UNSET;
+
+    return cscf;
+}
+
+
+char *
+ngx_http_crm_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_crm_srv_conf_t *prev = parent;
+    ngx_http_crm_srv_conf_t *conf = child;
+
+    /* acts: as at http level (crm_banner on there), unless crm_banner off */
+
+    if (conf->acts == NGX_CONF_UNSET && conf->banner_off) {
+        conf->acts = 0;
+    }
+
+    ngx_conf_merge_value(conf->acts, prev->acts, 0);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -500,6 +548,7 @@ ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         {
             clcf->capture = e->value;
             ngx_http_crm_needs_policy(cf, cmd);
+            ngx_http_crm_server_acts(cf);
 
             cmcf = ngx_http_conf_get_module_main_conf(cf,
                                                       ngx_http_crm_module);
@@ -521,15 +570,53 @@ char *
 ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char                     *rv;
+    ngx_http_crm_srv_conf_t  *cscf;
     ngx_http_crm_loc_conf_t  *clcf = conf;
 
     rv = ngx_conf_set_flag_slot(cf, cmd, conf);
 
-    if (rv == NGX_CONF_OK && clcf->banner) {
-        ngx_http_crm_needs_policy(cf, cmd);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    return rv;
+    if (clcf->banner) {
+        ngx_http_crm_needs_policy(cf, cmd);
+        ngx_http_crm_server_acts(cf);
+
+    } else if (cf->cmd_type == NGX_HTTP_SRV_CONF) {
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_crm_module);
+        cscf->banner_off = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* crm_status: the server acts; status.c's handler does the rest */
+
+char *
+ngx_http_crm_status_conf_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_crm_server_acts(cf);
+
+    return ngx_http_crm_status_directive(cf, cmd, conf);
+}
+
+
+/*
+ * The module acts in the server of the directive: from a location the
+ * server's conf is the enclosing server's, from the http block it is the
+ * one every server merges from.
+ */
+
+static void
+ngx_http_crm_server_acts(ngx_conf_t *cf)
+{
+    ngx_http_crm_srv_conf_t  *cscf;
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_crm_module);
+    cscf->acts = 1;
 }
 
 

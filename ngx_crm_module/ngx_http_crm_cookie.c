@@ -287,13 +287,43 @@ ngx_http_crm_cookie_find(const unsigned char *header, size_t len,
     const unsigned char *name, size_t nlen, const unsigned char **value,
     size_t *vlen)
 {
+    size_t  offset;
+
+    offset = 0;
+
+    return ngx_http_crm_cookie_find_next(header, len, &offset, name, nlen,
+                                         value, vlen);
+}
+
+
+/*
+ * As find(), from *offset on: 0 for the header's first pair, then what
+ * the last call left there, which is the offset just past the pair found
+ * (past its ";", or len).  So a client that sends the name twice in one
+ * header is read to the end:
+ *
+ *     offset = 0;
+ *     while (find_next(header, len, &offset, name, nlen, &v, &vl) == 0) {
+ *         ...
+ *     }
+ *
+ * Returns 0 with the value and *offset advanced (always by at least 1),
+ * or -1, leaving *offset alone, when no such cookie is left; an *offset
+ * at or past len finds nothing.
+ */
+
+int
+ngx_http_crm_cookie_find_next(const unsigned char *header, size_t len,
+    size_t *offset, const unsigned char *name, size_t nlen,
+    const unsigned char **value, size_t *vlen)
+{
     const unsigned char  *p, *end, *last, *semi, *eq, *n, *v;
 
-    if (nlen == 0) {
+    if (nlen == 0 || *offset >= len) {
         return -1;
     }
 
-    p = header;
+    p = header + *offset;
     end = header + len;
 
     while (p < end) {
@@ -322,6 +352,9 @@ ngx_http_crm_cookie_find(const unsigned char *header, size_t len,
                 }
 
                 if (n == eq) {
+                    *offset = (semi != NULL) ? (size_t) (semi + 1 - header)
+                                             : len;
+
                     v = eq + 1;
 
                     while (v < last && ngx_http_crm_cookie_is_space(*v)) {

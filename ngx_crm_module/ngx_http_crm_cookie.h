@@ -70,6 +70,9 @@ int ngx_http_crm_cookie_verify(const unsigned char *value, size_t len,
 int ngx_http_crm_cookie_find(const unsigned char *header, size_t len,
     const unsigned char *name, size_t nlen, const unsigned char **value,
     size_t *vlen);
+int ngx_http_crm_cookie_find_next(const unsigned char *header, size_t len,
+    size_t *offset, const unsigned char *name, size_t nlen,
+    const unsigned char **value, size_t *vlen);
 
 
 #endif /* _NGX_HTTP_CRM_COOKIE_H_INCLUDED_ */

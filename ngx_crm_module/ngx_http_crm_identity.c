@@ -150,14 +150,17 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
 
 
 /*
- * The customer of a valid cookie, and the Idempotency-Key, into ctx.  A
- * cookie that is malformed, expired or forged names nobody and is counted.
+ * The customer of a valid cookie, and the Idempotency-Key, into ctx.
+ * Every cookie of the name counts, in every Cookie header and wherever it
+ * stands in one: the first valid one names the customer, and each one
+ * that is malformed, expired or forged names nobody and is counted, the
+ * ones after a valid one included.
  */
 
 void
 ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    size_t                     vlen;
+    size_t                     vlen, offset;
     uint64_t                   id;
     ngx_int_t                  rc;
     ngx_uint_t                 i;
@@ -203,20 +206,40 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
     for (i = 0; i < r->headers_in.cookies.nelts; i++) {
 
-        if (ngx_http_crm_cookie_find(cookies[i]->value.data,
-                                     cookies[i]->value.len,
-                                     policy->identity.cookie.data,
-                                     policy->identity.cookie.len,
-                                     &value, &vlen)
-            != 0)
+        offset = 0;
+
+        while (ngx_http_crm_cookie_find_next(cookies[i]->value.data,
+                                             cookies[i]->value.len, &offset,
+                                             policy->identity.cookie.data,
+                                             policy->identity.cookie.len,
+                                             &value, &vlen)
+               == 0)
         {
-            continue;
-        }
+            id = 0;
+            rc = ngx_http_crm_cookie_verify(value, vlen, cmcf->keys,
+                                            ngx_time(),
+                                            policy->identity.max_age / 1000,
+                                            &id);
 
-        rc = ngx_http_crm_cookie_verify(value, vlen, cmcf->keys, ngx_time(),
-                                        policy->identity.max_age / 1000, &id);
+            if (rc != NGX_HTTP_CRM_COOKIE_OK) {
+                (void) ngx_atomic_fetch_add(&cmcf->stats->cookies_rejected,
+                                            1);
 
-        if (rc == NGX_HTTP_CRM_COOKIE_OK) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "crm: customer cookie %s, ignored",
+                              rc == NGX_HTTP_CRM_COOKIE_EXPIRED ? "expired"
+                              : rc == NGX_HTTP_CRM_COOKIE_BAD_MAC ? "forged"
+                              : "malformed");
+                continue;
+            }
+
+            if (ctx->cookie_ok) {
+                ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                               "crm: customer cookie for %uL after one for "
+                               "%uL, ignored", id, ctx->customer_id);
+                continue;
+            }
+
             ctx->customer_id = id;
             ctx->cookie_ok = 1;
 
@@ -225,34 +248,33 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                 ctx->customer.len = ngx_sprintf(ctx->customer.data, "%uL", id)
                                     - ctx->customer.data;
             }
-
-            return;
         }
-
-        (void) ngx_atomic_fetch_add(&cmcf->stats->cookies_rejected, 1);
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "crm: customer cookie %s, ignored",
-                      rc == NGX_HTTP_CRM_COOKIE_EXPIRED ? "expired"
-                      : rc == NGX_HTTP_CRM_COOKIE_BAD_MAC ? "forged"
-                      : "malformed");
     }
 }
 
 
 /*
  * Post-read phase: X-CRM-* request headers from the client are removed, so
- * that the shop can trust the ones nginx adds.  The list is rebuilt only
- * when there is one.
+ * that the shop can trust the ones nginx adds; only in a server where the
+ * module acts (ngx_http_crm_srv_conf_t), so that a second server of the
+ * same nginx, proxied to by a front that set them, passes them on.  The
+ * list is rebuilt only when there is one.
  */
 
 static ngx_int_t
 ngx_http_crm_identity_strip(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, found;
-    ngx_list_t        headers;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *copy;
+    ngx_uint_t                i, found;
+    ngx_list_t                headers;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h, *copy;
+    ngx_http_crm_srv_conf_t  *cscf;
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_crm_module);
+
+    if (!cscf->acts) {
+        return NGX_DECLINED;
+    }
 
     found = 0;
 

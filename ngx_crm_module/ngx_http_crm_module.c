@@ -60,7 +60,7 @@ static ngx_command_t  ngx_http_crm_commands[] = {
 
     { ngx_string("crm_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_crm_status_directive,
+      ngx_http_crm_status_conf_directive,
       0,
       0,
       NULL },
@@ -76,8 +76,8 @@ static ngx_http_module_t  ngx_http_crm_module_ctx = {
     ngx_http_crm_create_main_conf,         /* create main configuration */
     NULL,                                  /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_crm_create_srv_conf,          /* create server configuration */
+    ngx_http_crm_merge_srv_conf,           /* merge server configuration */
 
     ngx_http_crm_create_loc_conf,          /* create location configuration */
     ngx_http_crm_merge_loc_conf            /* merge location configuration */

@@ -17,8 +17,8 @@
  * and values with a valid mac over a malformed text are made here with
  * libcrypto's HMAC() and EVP_EncodeBlock(), so a refusal there is the
  * parser's, not the mac's.  Values handed to verify() and headers handed
- * to find() are copied to malloc()ed buffers of their exact length, so
- * valgrind or ASan catch a read past it.
+ * to find() and find_next() are copied to malloc()ed buffers of their
+ * exact length, so valgrind or ASan catch a read past it.
  */
 
 
@@ -73,6 +73,7 @@ static int verify_str(const char *value, const keyfile_t *kf, int64_t now,
 static size_t mac_over(char *out, const char *msg, const char *key);
 static int parse_err(const char *text, const char *err);
 static int find(const char *header, const char *name, const char *exp);
+static int find_all(const char *header, const char *name, const char *exp);
 
 static void test_keys(void);
 static void test_sign(void);
@@ -82,6 +83,7 @@ static void test_strict(void);
 static void test_time(void);
 static void test_rotation(void);
 static void test_find(void);
+static void test_find_next(void);
 
 
 int
@@ -95,6 +97,7 @@ main(void)
     test_time();
     test_rotation();
     test_find();
+    test_find_next();
 
     return done_testing();
 }
@@ -705,6 +708,108 @@ test_find(void)
 }
 
 
+static void
+test_find_next(void)
+{
+    int                   rc;
+    char                  hdr[256];
+    size_t                n, vlen, offset;
+    uint64_t              id, first;
+    keyfile_t             kf;
+    unsigned int          valid, invalid;
+    unsigned char        *h;
+    const unsigned char  *v;
+
+    ok(find_all("crm=1; crm=2", "crm", "1\n2\n"), "find_next: two");
+    ok(find_all("crm=1;crm=2;crm=3", "crm", "1\n2\n3\n"),
+       "find_next: three, no spaces");
+    ok(find_all("a=1; crm=x; b=2; crm=y; c=3", "crm", "x\ny\n"),
+       "find_next: among others");
+    ok(find_all("crm=1", "crm", "1\n"), "find_next: one");
+    ok(find_all("crm=1;", "crm", "1\n"), "find_next: trailing semicolon");
+    ok(find_all("crm=; crm=\"q\"", "crm", "\nq\n"),
+       "find_next: empty, then quoted");
+    ok(find_all("crm; xcrm=1; crm=2; crmx=3; crm =4", "crm", "2\n4\n"),
+       "find_next: only the name itself");
+    ok(find_all("crm=a=crm=b; crm=c", "crm", "a=crm=b\nc\n"),
+       "find_next: the name inside a value is no pair");
+    ok(find_all("a=1; b=2", "crm", ""), "find_next: none");
+    ok(find_all("", "crm", ""), "find_next: empty header");
+    ok(find_all(";;;", "crm", ""), "find_next: separators only");
+
+    /* offsets: past the ";", or the length; nothing from there on */
+
+    n = sizeof("crm=1; crm=2") - 1;
+    h = malloc(n);
+    memcpy(h, "crm=1; crm=2", n);
+
+    offset = 0;
+    rc = ngx_http_crm_cookie_find_next(h, n, &offset, S("crm"), &v, &vlen);
+    ok(rc == 0 && offset == 6 && v == h + 4 && vlen == 1,
+       "find_next: offset past the first pair's ';'");
+
+    rc = ngx_http_crm_cookie_find_next(h, n, &offset, S("crm"), &v, &vlen);
+    ok(rc == 0 && offset == n && v == h + 11 && vlen == 1,
+       "find_next: offset at the end after the last pair");
+
+    rc = ngx_http_crm_cookie_find_next(h, n, &offset, S("crm"), &v, &vlen);
+    ok(rc == -1 && offset == n, "find_next: nothing at the end, offset kept");
+
+    offset = n + 5;
+    rc = ngx_http_crm_cookie_find_next(h, n, &offset, S("crm"), &v, &vlen);
+    ok(rc == -1 && offset == n + 5, "find_next: offset past the end");
+
+    offset = 0;
+    rc = ngx_http_crm_cookie_find_next(h, n, &offset, S(""), &v, &vlen);
+    ok(rc == -1 && offset == 0, "find_next: empty name never matches");
+
+    free(h);
+
+    offset = 0;
+    rc = ngx_http_crm_cookie_find_next(NULL, 0, &offset, S("crm"), &v,
+                                       &vlen);
+    ok(rc == -1, "find_next: NULL empty header");
+
+    /* the glue's whole path: a forged value first, the valid one after */
+
+    keyfile(&kf, KEY "\n");
+
+    sprintf(hdr, "crm=v1.42.1700000000.%043d; theme=dark; crm=%s; "
+            "crm=junk", 0, KAT_42);
+    n = strlen(hdr);
+    h = malloc(n);
+    memcpy(h, hdr, n);
+
+    offset = 0;
+    valid = 0;
+    invalid = 0;
+    first = 0;
+
+    while (ngx_http_crm_cookie_find_next(h, n, &offset, S("crm"), &v, &vlen)
+           == 0)
+    {
+        id = 0;
+
+        if (ngx_http_crm_cookie_verify(v, vlen, &kf.keys, T0, YEAR, &id)
+            == OK)
+        {
+            if (valid++ == 0) {
+                first = id;
+            }
+
+        } else {
+            invalid++;
+        }
+    }
+
+    ok(valid == 1 && first == 42 && invalid == 2,
+       "find_next: then verify, the valid one between two invalid ones");
+
+    free(h);
+    keyfile_free(&kf);
+}
+
+
 /* parses text as a secret file that must succeed */
 
 static void
@@ -846,6 +951,68 @@ find(const char *header, const char *name, const char *exp)
     if (!pass) {
         diag("rc %d, value \"%.*s\"", rc, rc == 0 ? (int) vlen : 0,
              rc == 0 ? (const char *) v : "");
+    }
+
+    free(h);
+
+    return pass;
+}
+
+
+/*
+ * find_next() from offset 0 on gives the values in exp, each followed by
+ * a "\n", and then nothing; every value lies inside the header and every
+ * offset moves forward.
+ */
+
+static int
+find_all(const char *header, const char *name, const char *exp)
+{
+    int                   pass;
+    size_t                len, vlen, offset, prev, elen;
+    const char           *e, *nl;
+    unsigned char        *h;
+    const unsigned char  *v;
+
+    len = strlen(header);
+    h = malloc(len ? len : 1);
+    memcpy(h, header, len);
+
+    pass = 1;
+    e = exp;
+    offset = 0;
+    prev = 0;
+
+    while (ngx_http_crm_cookie_find_next(h, len, &offset,
+                                         (const unsigned char *) name,
+                                         strlen(name), &v, &vlen)
+           == 0)
+    {
+        nl = strchr(e, '\n');
+
+        if (nl == NULL || offset <= prev || offset > len
+            || v < h || v + vlen > h + len)
+        {
+            pass = 0;
+            break;
+        }
+
+        elen = nl - e;
+
+        if (vlen != elen || memcmp(v, e, vlen) != 0) {
+            diag("value \"%.*s\", expected \"%.*s\"", (int) vlen,
+                 (const char *) v, (int) elen, e);
+            pass = 0;
+            break;
+        }
+
+        e = nl + 1;
+        prev = offset;
+    }
+
+    if (pass && *e != '\0') {
+        diag("missing \"%s\"", e);
+        pass = 0;
     }
 
     free(h);

@@ -25,7 +25,12 @@
  *   32 bytes, at most 16, an error message otherwise; the keys it finds
  *   sign a value that verifies;
  * - find() on the bytes as a Cookie header returns a value inside it
- *   without a ";".
+ *   without a ";";
+ * - find_next() from offset 0 on returns find()'s value first, then
+ *   values inside the header without a ";", each with an offset that
+ *   moves forward and stays in the header, and finds as many as an
+ *   independent count of the pairs named "crm" (split on ";", name
+ *   trimmed of spaces and tabs up to the first "=").
  *
  * Buffers are malloc()ed to their exact size, so ASan sees any overrun.
  */
@@ -52,6 +57,8 @@ static void check_verify(const unsigned char *data, size_t size);
 static void check_completed(const unsigned char *data, size_t size);
 static void check_keys(const unsigned char *data, size_t size);
 static void check_find(const unsigned char *data, size_t size);
+static void check_find_next(const unsigned char *data, size_t size);
+static size_t reference_count(const unsigned char *h, size_t len);
 static int reference(const unsigned char *msg, size_t len, uint64_t *id,
     int64_t *at);
 static int reference_number(const char *s, size_t len, uint64_t *v);
@@ -76,6 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_completed(data, size);
     check_keys(data, size);
     check_find(data, size);
+    check_find_next(data, size);
 
     return 0;
 }
@@ -246,6 +254,90 @@ check_find(const unsigned char *data, size_t size)
     }
 
     free(h);
+}
+
+
+static void
+check_find_next(const unsigned char *data, size_t size)
+{
+    int                   rc;
+    size_t                vlen, fvlen, offset, prev, n;
+    unsigned char        *h;
+    const unsigned char  *v, *fv;
+
+    h = malloc(size ? size : 1);
+    ensure(h);
+    memcpy(h, data, size);
+
+    rc = ngx_http_crm_cookie_find(h, size, (const unsigned char *) "crm", 3,
+                                  &fv, &fvlen);
+
+    offset = 0;
+    prev = 0;
+    n = 0;
+
+    while (ngx_http_crm_cookie_find_next(h, size, &offset,
+                                         (const unsigned char *) "crm", 3,
+                                         &v, &vlen)
+           == 0)
+    {
+        ensure(offset > prev && offset <= size);
+        ensure(v >= h + prev && v + vlen <= h + offset);
+        ensure(memchr(v, ';', vlen) == NULL);
+
+        if (n == 0) {
+            ensure(rc == 0 && v == fv && vlen == fvlen);
+        }
+
+        prev = offset;
+        n++;
+    }
+
+    ensure(offset == prev);
+    ensure(n > 0 || rc == -1);
+    ensure(n == reference_count(h, size));
+
+    free(h);
+}
+
+
+/* pairs whose name, trimmed of spaces and tabs, is "crm" */
+
+static size_t
+reference_count(const unsigned char *h, size_t len)
+{
+    size_t  i, start, eq, a, b, n;
+
+    n = 0;
+    start = 0;
+
+    while (start < len) {
+
+        for (i = start; i < len && h[i] != ';'; i++) { /* void */ }
+
+        for (eq = start; eq < i && h[eq] != '='; eq++) { /* void */ }
+
+        if (eq < i) {
+            a = start;
+            b = eq;
+
+            while (a < b && (h[a] == ' ' || h[a] == '\t')) {
+                a++;
+            }
+
+            while (b > a && (h[b - 1] == ' ' || h[b - 1] == '\t')) {
+                b--;
+            }
+
+            if (b - a == 3 && memcmp(h + a, "crm", 3) == 0) {
+                n++;
+            }
+        }
+
+        start = i + 1;
+    }
+
+    return n;
 }
 
 

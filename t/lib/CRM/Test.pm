@@ -214,14 +214,16 @@ F<conf/t/policy.yaml>) so that the running one stays as it is.
 
 =item C<http_get($path, \%headers)>
 
-=item C<http_request($method, $path, \%headers, $body, timeout =E<gt> S, protocol =E<gt> 'HTTP/1.0')>
+=item C<http_request($method, $path, \%headers, $body, timeout =E<gt> S, protocol =E<gt> 'HTTP/1.0', port =E<gt> N)>
 
-=item C<http_raw($bytes, $timeout)>
+=item C<http_raw($bytes, $timeout, $port)>
 
 Return C<($status, \%headers, $body, $raw)>: header names lower-cased, the
 body de-chunked; C<$status> is undef when nothing valid came back (C<$raw>
 then says why).  Request headers may also be an array ref of pairs.  Sent
-with C<Host: localhost> and C<Connection: close> unless given.
+with C<Host: localhost> and C<Connection: close> unless given, to
+C<server_port()> or to C<port> (a second C<server {}> that the test wrote
+into C<--- http_config>, listening on a C<free_port()>).
 
 =item C<write_policy($yaml)> -> path; C<policy_file()>
 
@@ -232,6 +234,8 @@ with C<Host: localhost> and C<Connection: close> unless given.
 One assertion: the automatic log check on the log written since C<$offset>.
 
 =item C<server_port()>, C<servroot()>, C<master_pid()>, C<worker_pids()>
+
+=item C<free_port()>: a loopback port free now, e.g. for a second server
 
 =item C<psql($sql)> -> output (C<-AtX>; dies on an SQL error)
 
@@ -311,7 +315,7 @@ our @EXPORT = qw(
     http_get http_request http_raw
     write_policy policy_file expand
     error_log_offset error_log_since error_log_clean
-    server_port servroot master_pid worker_pids
+    server_port free_port servroot master_pid worker_pids
     psql conninfo pg_start pg_stop pg_port apply_schema
     wait_for timeout_factor
 );
@@ -699,15 +703,15 @@ sub http_request {
         $req .= "$n: $v\r\n";
     }
     $req .= "\r\n" . (defined $body ? $body : '');
-    return http_raw($req, $o{timeout});
+    return http_raw($req, $o{timeout}, $o{port});
 }
 
 sub http_raw {
-    my ($req, $timeout) = @_;
+    my ($req, $timeout, $port) = @_;
     $timeout = ($timeout || 10) * $Factor;
     my $deadline = time + $timeout;
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => server_port(),
+                                     PeerPort => $port || server_port(),
                                      Proto => 'tcp', Timeout => $timeout)
         or return (undef, {}, '', "connect failed: $!");
     binmode $sock;
