@@ -80,14 +80,16 @@ payment|P-7|ok|-|{\"note\": \"caf\xc3\xa9 au lait\", \"amount\": \"12.50\", \"or
 === TEST 3: the same order sent twice is two interactions, each once
 --- policy eval: $::POLICY
 --- config eval: $::CONFIG
---- request
-POST /orders
-{"order": {"id": "TWICE"}}
+--- raw_request eval
+my $b = '{"order": {"id": "TWICE"}}';
+my $r = "POST /orders HTTP/1.1\r\nHost: localhost\r\n"
+      . "Content-Type: application/json\r\nContent-Length: " . length($b);
+"$r\r\n\r\n$b" . "$r\r\nConnection: close\r\n\r\n$b"
 --- response_body_like: "length":26
 --- wait: 0.2
 --- db
 SELECT count(*), count(DISTINCT event_id) FROM crm.interactions WHERE order_id = 'TWICE'
-1|1
+2|2
 
 
 
@@ -199,4 +201,4 @@ order|CH-1|no_customer|-|{\"order\": {\"id\": \"CH-1\"}}"
 --- config eval: $::CONFIG
 --- request
 GET /status
---- response_body_like: "events":\{"captured":10,"written":10,"spooled":0,"replayed":0,"bad_body":6,"cookies_rejected":0\},"orders":\{"decided":1,"undecided":0,"no_customer":2,"conflict":0\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":0,
+--- response_body_like: "events":\{"captured":11,"written":11,"spooled":0,"replayed":0,"bad_body":6,"cookies_rejected":0\},"orders":\{"decided":1,"undecided":0,"no_customer":3,"conflict":0\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":0,
