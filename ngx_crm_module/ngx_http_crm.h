@@ -32,10 +32,6 @@
 #define NGX_HTTP_CRM_WORKERS_MAX 128
 #define NGX_HTTP_CRM_UUID_LEN    36
 
-/* how an order_result line starts: it is no interaction, and not counted */
-#define NGX_HTTP_CRM_RESULT_LINE  "{\"kind\":\"order_result\","
-
-
 typedef enum {
     NGX_HTTP_CRM_CAPTURE_OFF = 0,
     NGX_HTTP_CRM_CAPTURE_ORDER,
@@ -43,6 +39,15 @@ typedef enum {
     NGX_HTTP_CRM_CAPTURE_STATUS,
     NGX_HTTP_CRM_CAPTURE_FEEDBACK
 } ngx_http_crm_capture_e;
+
+
+/* where a captured request is: see ngx_http_crm_capture.c */
+typedef enum {
+    NGX_HTTP_CRM_PHASE_BODY = 0,
+    NGX_HTTP_CRM_PHASE_DECIDING,
+    NGX_HTTP_CRM_PHASE_READY,
+    NGX_HTTP_CRM_PHASE_DONE
+} ngx_http_crm_phase_e;
 
 
 typedef enum {
@@ -143,6 +148,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_http_crm_phase_e     phase;
     ngx_http_crm_state_e     state;
     ngx_time_t               received;
     u_char                   event_id[NGX_HTTP_CRM_UUID_LEN];
@@ -176,7 +182,6 @@ typedef struct {
     const char              *values[2];
 
     unsigned                 holdout:1;
-    unsigned                 done:1;
     unsigned                 decided:1;
     unsigned                 parked:1;
     unsigned                 cookie_ok:1;
@@ -219,10 +224,6 @@ void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
 
 /* ngx_http_crm_capture.c */
 ngx_int_t ngx_http_crm_capture_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_crm_capture_init_worker(ngx_cycle_t *cycle,
-    ngx_http_crm_main_conf_t *cmcf);
-void ngx_http_crm_capture_record(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx);
 ngx_http_crm_ctx_t *ngx_http_crm_get_ctx(ngx_http_request_t *r);
 
 /* ngx_http_crm_order.c */

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_event.h"
 
 
 static ngx_int_t ngx_http_crm_preconfiguration(ngx_conf_t *cf);
@@ -135,7 +136,7 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
 
     policy = cmcf->policy;
 
-    if (ngx_http_crm_capture_init_worker(cycle, cmcf) != NGX_OK) {
+    if (ngx_http_crm_event_init_worker(cycle, cmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -23,6 +23,7 @@
 
 #include "ngx_http_crm.h"
 #include "ngx_http_crm_body.h"
+#include "ngx_http_crm_event.h"
 
 
 static void ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q,
@@ -158,7 +159,7 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 }
 
 
-/* the decision arrived, failed or timed out: record and resume */
+/* the decision arrived, failed or timed out: keep it and wake the request */
 
 static void
 ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
@@ -209,13 +210,12 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
                       "without one");
     }
 
-    ngx_http_crm_capture_record(r, ctx);
+    /* only the result here: the capture handler, run again, records */
 
-    ctx->done = 1;
+    ctx->phase = NGX_HTTP_CRM_PHASE_READY;
     r->main->count--;
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_http_core_run_phases(r);
+    r->write_event_handler(r);
 
     ngx_http_run_posted_requests(c);
 }
@@ -378,13 +378,8 @@ ngx_http_crm_order_field(u_char *p, char *name, ngx_str_t *value)
 static ngx_int_t
 ngx_http_crm_order_log(ngx_http_request_t *r)
 {
-    u_char                    *p, *line;
-    size_t                     len;
-    ngx_uint_t                 status;
-    ngx_time_t                *tp;
-    ngx_str_t                 *order_id;
-    ngx_http_crm_ctx_t        *ctx;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_uint_t           status;
+    ngx_http_crm_ctx_t  *ctx;
 
     if (r != r->main) {
         return NGX_OK;
@@ -396,46 +391,13 @@ ngx_http_crm_order_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
-
     status = r->headers_out.status;
 
     if (status == 0) {
         status = 499;
     }
 
-    order_id = &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID];
-
-    len = sizeof(NGX_HTTP_CRM_RESULT_LINE "\"event_id\":\"\","
-                 "\"received_at\":.000,\"order_id\":\"\",\"status\":,"
-                 "\"policy\":\"\"}\n")
-          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT_T_LEN
-          + NGX_HTTP_CRM_SHA256_HEX + 6 * order_id->len;
-
-    line = ngx_pnalloc(r->pool, len);
-    if (line == NULL) {
-        return NGX_ERROR;
-    }
-
-    tp = ngx_timeofday();
-
-    p = ngx_sprintf(line, NGX_HTTP_CRM_RESULT_LINE "\"event_id\":\"%*s\","
-                    "\"received_at\":%T.%03M,\"order_id\":\"",
-                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
-                    tp->sec, tp->msec);
-    p = (u_char *) ngx_escape_json(p, order_id->data, order_id->len);
-    p = ngx_sprintf(p, "\",\"status\":%ui,\"policy\":\"%s\"}\n",
-                    status, cmcf->policy_sha256);
-
-    if (cmcf->spool == NULL
-        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 0)
-           != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "crm: order result not recorded: the spool is "
-                      "unusable");
-        (void) ngx_atomic_fetch_add(&cmcf->stats->errors, 1);
-    }
+    ngx_http_crm_event_result(r, ctx, status);
 
     return NGX_OK;
 }

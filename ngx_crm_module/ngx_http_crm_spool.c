@@ -32,6 +32,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_event.h"
 
 #include <sys/file.h>
 #include <dirent.h>

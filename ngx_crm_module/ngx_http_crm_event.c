@@ -1,0 +1,305 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+/*
+ * The lines the module appends to the spool, in one place: an event line
+ * for every captured request, a result line for every decided order, and
+ * the event ids.  Lines are built in the request's pool (the ctx keeps it
+ * for a request being freed) and copied by the spool.
+ */
+
+
+#include "ngx_http_crm.h"
+#include "ngx_http_crm_event.h"
+
+#include <openssl/rand.h>
+
+
+static ngx_str_t  ngx_http_crm_kinds[] = {
+    ngx_null_string,
+    ngx_string("order"),
+    ngx_string("payment"),
+    ngx_string("status"),
+    ngx_string("feedback")
+};
+
+
+/* the fields an event line carries, by their policy name */
+
+static ngx_str_t  ngx_http_crm_field_names[] = {
+    ngx_string("order_id"),
+    ngx_string("email"),
+    ngx_string("phone"),
+    ngx_string("name"),
+    ngx_string("birthday"),
+    ngx_string("total"),
+    ngx_string("currency"),
+    ngx_string("status"),
+    ngx_string("eta"),
+    ngx_string("rating"),
+    ngx_string("category"),
+    ngx_string("message")
+};
+
+
+/*
+ * Appends the event line to the spool:
+ *   {"event_id","received_at","kind","node","policy","customer_id",
+ *    "decided","order_id",<fields>,"payload"|"body","state","reason"}
+ * Failures are logged and counted; the request goes on whatever happens.
+ */
+
+void
+ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+{
+    u_char                    *p, *q, *line;
+    size_t                     len, i;
+    ngx_str_t                  b64;
+    ngx_http_crm_loc_conf_t   *lcf;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
+
+    len = sizeof("{\"event_id\":\"\",\"received_at\":.000,\"kind\":\"\","
+                 "\"node\":\"\",\"policy\":\"\",\"customer_id\":,"
+                 "\"decided\":false,\"payload\":,"
+                 "\"body\":\"\",\"state\":\"\",\"reason\":\"\"}\n")
+          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT64_LEN
+          + NGX_HTTP_CRM_SHA256_HEX
+          + sizeof("feedback") + sizeof("db_unavailable")
+          + cmcf->node.len
+          + ctx->json.len
+          + ngx_base64_encoded_length(ctx->raw.len)
+          + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0);
+
+    for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
+        if (ctx->field[i].len) {
+            len += sizeof(",\"\":\"\"") + ngx_http_crm_field_names[i].len
+                   + ctx->field[i].len
+                   + ngx_escape_json(NULL, ctx->field[i].data,
+                                     ctx->field[i].len);
+        }
+    }
+
+    /* ctx->pool: r->pool is NULL when the request is being freed */
+
+    line = ngx_pnalloc(ctx->pool, len);
+    if (line == NULL) {
+        return;
+    }
+
+    p = ngx_sprintf(line, "{\"event_id\":\"%*s\",\"received_at\":%T.%03M,"
+                    "\"kind\":\"%V\",\"node\":\"",
+                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
+                    ctx->received.sec, ctx->received.msec,
+                    &ngx_http_crm_kinds[lcf->capture]);
+    p = ngx_cpymem(p, cmcf->node.data, cmcf->node.len);
+    p = ngx_sprintf(p, "\",\"policy\":\"%s\"", cmcf->policy_sha256);
+
+    if (ctx->customer_id) {
+        p = ngx_sprintf(p, ",\"customer_id\":%uL", ctx->customer_id);
+    }
+
+    if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER) {
+        p = ngx_sprintf(p, ",\"decided\":%s",
+                        ctx->decided ? "true" : "false");
+    }
+
+    for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
+        if (ctx->field[i].len) {
+            p = ngx_sprintf(p, ",\"%V\":\"", &ngx_http_crm_field_names[i]);
+            p = (u_char *) ngx_escape_json(p, ctx->field[i].data,
+                                           ctx->field[i].len);
+            *p++ = '"';
+        }
+    }
+
+    if (ctx->json.len) {
+        p = ngx_cpymem(p, ",\"payload\":", sizeof(",\"payload\":") - 1);
+
+        /*
+         * in valid JSON a raw CR or LF can only be white space (never
+         * inside a string), so a space keeps the document and the line
+         */
+
+        p = ngx_cpymem(p, ctx->json.data, ctx->json.len);
+
+        for (q = p - ctx->json.len; q < p; q++) {
+            if (*q == '\n' || *q == '\r') {
+                *q = ' ';
+            }
+        }
+    }
+
+    if (ctx->raw.len) {
+        p = ngx_cpymem(p, ",\"body\":\"", sizeof(",\"body\":\"") - 1);
+        b64.data = p;
+        ngx_encode_base64(&b64, &ctx->raw);
+        p += b64.len;
+        *p++ = '"';
+    }
+
+    p = ngx_sprintf(p, ",\"state\":\"%V\"", &ngx_http_crm_states[ctx->state]);
+
+    if (ctx->reason != NULL) {
+        p = ngx_cpymem(p, ",\"reason\":\"", sizeof(",\"reason\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, (u_char *) ctx->reason,
+                                       ngx_strlen(ctx->reason));
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    *p++ = '\n';
+
+    if (cmcf->spool == NULL
+        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 1)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "crm: event not recorded: the spool is unusable");
+        (void) ngx_atomic_fetch_add(&cmcf->stats->errors, 1);
+    }
+}
+
+
+/*
+ * Appends the order's result line: the status the shop answered (499: the
+ * client went away first), to keep or release what the decision reserved:
+ *   {"kind":"order_result","event_id","received_at","order_id","status",
+ *    "policy"}
+ */
+
+void
+ngx_http_crm_event_result(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    u_char                    *p, *line;
+    size_t                     len;
+    ngx_str_t                 *order_id;
+    ngx_time_t                *tp;
+    ngx_http_crm_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+
+    order_id = &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID];
+
+    len = sizeof(NGX_HTTP_CRM_RESULT_LINE "\"event_id\":\"\","
+                 "\"received_at\":.000,\"order_id\":\"\",\"status\":,"
+                 "\"policy\":\"\"}\n")
+          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT_T_LEN
+          + NGX_HTTP_CRM_SHA256_HEX + 6 * order_id->len;
+
+    line = ngx_pnalloc(r->pool, len);
+    if (line == NULL) {
+        return;
+    }
+
+    tp = ngx_timeofday();
+
+    p = ngx_sprintf(line, NGX_HTTP_CRM_RESULT_LINE "\"event_id\":\"%*s\","
+                    "\"received_at\":%T.%03M,\"order_id\":\"",
+                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
+                    tp->sec, tp->msec);
+    p = (u_char *) ngx_escape_json(p, order_id->data, order_id->len);
+    p = ngx_sprintf(p, "\",\"status\":%ui,\"policy\":\"%s\"}\n",
+                    status, cmcf->policy_sha256);
+
+    if (cmcf->spool == NULL
+        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 0)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "crm: order result not recorded: the spool is "
+                      "unusable");
+        (void) ngx_atomic_fetch_add(&cmcf->stats->errors, 1);
+    }
+}
+
+
+/*
+ * A UUID (version 7 layout): 48 bits of Unix time in ms, then the worker's
+ * random 32 bits and a 40-bit sequence, so ids are unique across workers,
+ * restarts and nodes, and sort by time.  Writes NGX_HTTP_CRM_UUID_LEN bytes.
+ */
+
+void
+ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf)
+{
+    u_char       b[16];
+    uint64_t     ms, seq;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    ms = (uint64_t) tp->sec * 1000 + tp->msec;
+    seq = cmcf->event_seq++;
+
+    b[0] = (u_char) (ms >> 40);
+    b[1] = (u_char) (ms >> 32);
+    b[2] = (u_char) (ms >> 24);
+    b[3] = (u_char) (ms >> 16);
+    b[4] = (u_char) (ms >> 8);
+    b[5] = (u_char) ms;
+    b[6] = (u_char) (0x70 | ((seq >> 36) & 0x0f));
+    b[7] = (u_char) (seq >> 28);
+    b[8] = (u_char) (0x80 | ((seq >> 22) & 0x3f));
+    b[9] = (u_char) (seq >> 14);
+    b[10] = (u_char) (seq >> 6);
+    b[11] = (u_char) (((seq & 0x3f) << 2) | (cmcf->event_rand >> 30));
+    b[12] = (u_char) (cmcf->event_rand >> 22);
+    b[13] = (u_char) (cmcf->event_rand >> 14);
+    b[14] = (u_char) (cmcf->event_rand >> 6);
+    b[15] = (u_char) (cmcf->event_rand << 2);
+
+    p = ngx_hex_dump(p, b, 4);
+    *p++ = '-';
+    p = ngx_hex_dump(p, b + 4, 2);
+    *p++ = '-';
+    p = ngx_hex_dump(p, b + 6, 2);
+    *p++ = '-';
+    p = ngx_hex_dump(p, b + 8, 2);
+    *p++ = '-';
+    (void) ngx_hex_dump(p, b + 10, 6);
+}
+
+
+/* a random start for this worker's event ids */
+
+ngx_int_t
+ngx_http_crm_event_init_worker(ngx_cycle_t *cycle,
+    ngx_http_crm_main_conf_t *cmcf)
+{
+    u_char  r[8];
+
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "crm: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
+    cmcf->event_rand = ((uint32_t) r[0] << 24) | (r[1] << 16) | (r[2] << 8)
+                       | r[3];
+
+    /* the node name, JSON-escaped once for every event line */
+
+    cmcf->node.data = ngx_pnalloc(cycle->pool,
+                                  cycle->hostname.len
+                                  + ngx_escape_json(NULL,
+                                                    cycle->hostname.data,
+                                                    cycle->hostname.len));
+    if (cmcf->node.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmcf->node.len = (u_char *) ngx_escape_json(cmcf->node.data,
+                                                cycle->hostname.data,
+                                                cycle->hostname.len)
+                     - cmcf->node.data;
+    cmcf->event_seq = ((uint64_t) r[4] << 24) | (r[5] << 16) | (r[6] << 8)
+                      | r[7];
+
+    return NGX_OK;
+}
