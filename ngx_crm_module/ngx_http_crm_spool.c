@@ -33,6 +33,9 @@
  * it cannot read) is sent once more line by line through
  * crm.record_events_slow(), which keeps the unreadable lines in
  * crm.spool_reject; nothing is dropped.
+ *
+ * A write() that fails (a full disk) loses the lines of that turn: said at
+ * [crit] with its errno; the file keeps whole lines only.
  */
 
 
@@ -326,31 +329,66 @@ ngx_http_crm_spool_write_handler(ngx_event_t *ev)
 
 
 /*
- * One write() of whole lines to the worker's file.  On a failure (a full
- * disk) the lines are lost: said at [crit] and counted as errors; a partial
- * write is cut back so that the file holds whole lines only.
+ * One write() of whole lines to the worker's file; a short write is
+ * continued, so that a full disk is told by its own errno (ENOSPC, from
+ * the next write()) rather than by whatever errno an earlier call left.
+ * On a failure the lines are lost: said at [crit] with the errno of the
+ * write() that failed and counted as errors; what was written of them is
+ * cut back so that the file holds whole lines only.
  */
 
 static ngx_int_t
 ngx_http_crm_spool_write(ngx_http_crm_spool_t *spool, u_char *data,
     size_t len, ngx_uint_t lines)
 {
-    ssize_t  n;
+    size_t     done;
+    ssize_t    n;
+    ngx_err_t  err;
 
     if (len == 0) {
         return NGX_OK;
     }
 
-    n = ngx_write_fd(spool->own.fd, data, len);
+    done = 0;
+    err = 0;
 
-    if (n != (ssize_t) len) {
-        ngx_log_error(NGX_LOG_CRIT, spool->log, ngx_errno,
-                      "crm: " ngx_write_fd_n " \"%s\" failed (%z of %uz), "
-                      "%ui events lost", spool->own.name, n, len, lines);
+    while (done < len) {
+        n = ngx_write_fd(spool->own.fd, data + done, len - done);
+
+        if (n == -1) {
+            err = ngx_errno;
+
+            if (err == NGX_EINTR) {
+                continue;
+            }
+
+            break;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        done += n;
+    }
+
+    if (done != len) {
+        if (err) {
+            ngx_log_error(NGX_LOG_CRIT, spool->log, err,
+                          "crm: " ngx_write_fd_n " \"%s\" failed (%uz of %uz "
+                          "bytes written), %ui lines lost",
+                          spool->own.name, done, len, lines);
+
+        } else {
+            ngx_log_error(NGX_LOG_CRIT, spool->log, 0,
+                          "crm: " ngx_write_fd_n " \"%s\" wrote nothing and "
+                          "set no errno (%uz of %uz bytes written), %ui "
+                          "lines lost", spool->own.name, done, len, lines);
+        }
 
         (void) ngx_atomic_fetch_add(&spool->stats->errors, lines);
 
-        if (n > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
+        if (done > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
             ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
                           "crm: ftruncate(\"%s\") failed", spool->own.name);
         }
