@@ -109,9 +109,10 @@ ngx_http_crm_preconfiguration(ngx_conf_t *cf)
 
 
 /*
- * A worker starts its spool writer and its PostgreSQL pool.  A spool that
- * cannot be opened is logged and leaves the worker serving without
- * capturing; it never stops the worker.
+ * A worker starts its spool writer and its PostgreSQL pool.  A spool file
+ * that cannot be opened is logged and leaves the worker serving without
+ * capturing until the spool retries it successfully; it never stops the
+ * worker.
  */
 
 static ngx_int_t

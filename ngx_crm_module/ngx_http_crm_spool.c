@@ -18,16 +18,24 @@
  * event), before the loop waits again: no answer from the shop, and so
  * nothing the client sees, can come before its event is in the file.
  *
- * Files are named worker-PID.jsonl and held with flock() by their worker.
- * A file nobody holds was left by a worker that is gone: the writer of any
- * worker takes it over, sends it after its own, and removes it.
+ * Files are named worker-PID-TIME.jsonl and held with flock() by their
+ * worker.  A file nobody holds was left by a worker that is gone (or put
+ * there by hand): the writer of any worker looks for one every second,
+ * takes it over, sends it after its own, and removes it.
  *
- * States of the writer: idle (all sent), pending (bytes not yet sent),
- * in flight (one batch sent, waiting for its result).  A failed batch
- * stays in the file and is sent again when a connection is up.  A batch
- * that PostgreSQL refuses (a line it cannot read) is sent once more line by
- * line through crm.record_events_slow(), which keeps the unreadable lines
- * in crm.spool_reject; nothing is dropped.
+ * States of the writer: no file (the worker's own file could not be made,
+ * say the directory is read-only or missing: lines are refused and lost,
+ * the callers count them, and the file is tried again every second, with
+ * one [alert] for the first failure and one [notice] once it is made),
+ * idle (all sent), pending (bytes not yet sent), in flight (one batch sent,
+ * waiting for its result).  A failed batch stays in the file and is sent
+ * again when a connection is up.  A batch that PostgreSQL refuses (a line
+ * it cannot read) is sent once more line by line through
+ * crm.record_events_slow(), which keeps the unreadable lines in
+ * crm.spool_reject; nothing is dropped.
+ *
+ * A write() that fails (a full disk) loses the lines of that turn: said at
+ * [crit] with its errno; the file keeps whole lines only.
  */
 
 
@@ -93,7 +101,8 @@ struct ngx_http_crm_spool_s {
 };
 
 
-static ngx_int_t ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool);
+static ngx_int_t ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool,
+    ngx_uint_t level);
 static void ngx_http_crm_spool_flush_handler(ngx_event_t *ev);
 static void ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool);
 static ngx_int_t ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
@@ -118,9 +127,10 @@ static char  ngx_http_crm_spool_slow_sql[] =
 
 
 /*
- * Opens (or takes back) the worker's spool file and starts the writer.
- * Returns NULL when the spool directory cannot be used: then the worker
- * captures nothing, and says so in the error log.
+ * Opens the worker's spool file and starts the writer.  Returns NULL only
+ * when memory fails.  When the file cannot be made (the directory is not
+ * usable) the spool starts with no file: it refuses lines, and the scan
+ * makes the file as soon as it can.
  */
 
 ngx_http_crm_spool_t *
@@ -137,6 +147,7 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->cmcf = cmcf;
     spool->stats = cmcf->stats;
     spool->dir = cmcf->spool_path->name;
+    spool->own.fd = NGX_INVALID_FILE;
     spool->orphan.fd = NGX_INVALID_FILE;
 
     spool->buf_size = NGX_HTTP_CRM_SPOOL_BATCH;
@@ -154,11 +165,6 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->write.handler = ngx_http_crm_spool_write_handler;
     spool->write.data = spool;
     spool->write.log = cycle->log;
-
-    if (ngx_http_crm_spool_open(spool) != NGX_OK) {
-        ngx_free(spool->buf);
-        return NULL;
-    }
 
     spool->flush.handler = ngx_http_crm_spool_flush_handler;
     spool->flush.data = spool;
@@ -178,6 +184,8 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->query.values = spool->values;
     spool->query.lengths = spool->lengths;
 
+    (void) ngx_http_crm_spool_open(spool, NGX_LOG_ALERT);
+
     ngx_add_timer(&spool->scan, 1);
 
     return spool;
@@ -189,10 +197,12 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
  * only then renamed into place: a worker looking for abandoned files can
  * never take a file whose worker has not locked it yet.  The name carries
  * the pid and the start time, so it is new even when a pid comes back.
+ * A failure is logged at level (the first one at [alert], the retries at
+ * [debug]) and leaves the spool with no file.
  */
 
 static ngx_int_t
-ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
+ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool, ngx_uint_t level)
 {
     u_char                      tmp[NGX_MAX_PATH];
     ngx_time_t                 *tp;
@@ -209,25 +219,28 @@ ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
                           NGX_FILE_DEFAULT_ACCESS);
 
     if (f->fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+        ngx_log_error(level, spool->log, ngx_errno,
                       "crm: " ngx_open_file_n " \"%s\" failed; events are "
-                      "not captured", tmp);
+                      "not captured, retrying every second", tmp);
         return NGX_ERROR;
     }
 
     if (flock(f->fd, LOCK_EX|LOCK_NB) == -1) {
-        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                      "crm: flock(\"%s\") failed; events are not captured",
-                      tmp);
+        ngx_log_error(level, spool->log, ngx_errno,
+                      "crm: flock(\"%s\") failed; events are not captured, "
+                      "retrying every second", tmp);
         (void) ngx_close_file(f->fd);
+        f->fd = NGX_INVALID_FILE;
         return NGX_ERROR;
     }
 
     if (ngx_rename_file(tmp, f->name) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                      ngx_rename_file_n " \"%s\" to \"%s\" failed; events "
-                      "are not captured", tmp, f->name);
+        ngx_log_error(level, spool->log, ngx_errno,
+                      "crm: " ngx_rename_file_n " \"%s\" to \"%s\" failed; "
+                      "events are not captured, retrying every second",
+                      tmp, f->name);
         (void) ngx_close_file(f->fd);
+        f->fd = NGX_INVALID_FILE;
         return NGX_ERROR;
     }
 
@@ -243,13 +256,18 @@ ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool)
 /*
  * Appends one line (ending in '\n') for the worker's file and wakes the
  * writer; event: the line is a captured interaction, for the counters.
- * The line is copied: the caller's memory may go.
+ * The line is copied: the caller's memory may go.  Returns NGX_ERROR when
+ * the line is lost: no file yet, or the write failed; the caller says so.
  */
 
 ngx_int_t
 ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     size_t len, ngx_uint_t event)
 {
+    if (spool->own.fd == NGX_INVALID_FILE) {
+        return NGX_ERROR;
+    }
+
     if (spool->out_len + len > NGX_HTTP_CRM_SPOOL_OUT) {
         if (ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
                                      spool->out_lines)
@@ -312,31 +330,66 @@ ngx_http_crm_spool_write_handler(ngx_event_t *ev)
 
 
 /*
- * One write() of whole lines to the worker's file.  On a failure (a full
- * disk) the lines are lost: said at [crit] and counted as errors; a partial
- * write is cut back so that the file holds whole lines only.
+ * One write() of whole lines to the worker's file; a short write is
+ * continued, so that a full disk is told by its own errno (ENOSPC, from
+ * the next write()) rather than by whatever errno an earlier call left.
+ * On a failure the lines are lost: said at [crit] with the errno of the
+ * write() that failed and counted as errors; what was written of them is
+ * cut back so that the file holds whole lines only.
  */
 
 static ngx_int_t
 ngx_http_crm_spool_write(ngx_http_crm_spool_t *spool, u_char *data,
     size_t len, ngx_uint_t lines)
 {
-    ssize_t  n;
+    size_t     done;
+    ssize_t    n;
+    ngx_err_t  err;
 
     if (len == 0) {
         return NGX_OK;
     }
 
-    n = ngx_write_fd(spool->own.fd, data, len);
+    done = 0;
+    err = 0;
 
-    if (n != (ssize_t) len) {
-        ngx_log_error(NGX_LOG_CRIT, spool->log, ngx_errno,
-                      "crm: " ngx_write_fd_n " \"%s\" failed (%z of %uz), "
-                      "%ui events lost", spool->own.name, n, len, lines);
+    while (done < len) {
+        n = ngx_write_fd(spool->own.fd, data + done, len - done);
+
+        if (n == -1) {
+            err = ngx_errno;
+
+            if (err == NGX_EINTR) {
+                continue;
+            }
+
+            break;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        done += n;
+    }
+
+    if (done != len) {
+        if (err) {
+            ngx_log_error(NGX_LOG_CRIT, spool->log, err,
+                          "crm: " ngx_write_fd_n " \"%s\" failed (%uz of %uz "
+                          "bytes written), %ui lines lost",
+                          spool->own.name, done, len, lines);
+
+        } else {
+            ngx_log_error(NGX_LOG_CRIT, spool->log, 0,
+                          "crm: " ngx_write_fd_n " \"%s\" wrote nothing and "
+                          "set no errno (%uz of %uz bytes written), %ui "
+                          "lines lost", spool->own.name, done, len, lines);
+        }
 
         (void) ngx_atomic_fetch_add(&spool->stats->errors, lines);
 
-        if (n > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
+        if (done > 0 && ftruncate(spool->own.fd, spool->own.size) == -1) {
             ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
                           "crm: ftruncate(\"%s\") failed", spool->own.name);
         }
@@ -397,11 +450,14 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
 
     ngx_http_crm_pg_detach(&spool->query);
 
-    if (spool->own.sent == spool->own.size) {
-        (void) ngx_delete_file(spool->own.name);
-    }
+    if (spool->own.fd != NGX_INVALID_FILE) {
 
-    (void) ngx_close_file(spool->own.fd);
+        if (spool->own.sent == spool->own.size) {
+            (void) ngx_delete_file(spool->own.name);
+        }
+
+        (void) ngx_close_file(spool->own.fd);
+    }
 
     if (spool->orphan.fd != NGX_INVALID_FILE) {
         (void) ngx_close_file(spool->orphan.fd);
@@ -664,8 +720,9 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
 
 /*
- * Every second: when the database is up and nothing else is being sent,
- * look for a file that no live worker holds, and take it over.
+ * Every second: with no file, try to make it again; when the database is
+ * up and no file of a gone worker is being sent, look for one that no live
+ * worker holds, and take it over.
  */
 
 static void
@@ -677,6 +734,21 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_add_timer(&spool->scan, NGX_HTTP_CRM_SPOOL_SCAN);
+
+    if (spool->own.fd == NGX_INVALID_FILE) {
+
+        /* the directory is not usable: nothing to take over either */
+
+        if (ngx_http_crm_spool_open(spool, NGX_LOG_DEBUG) != NGX_OK) {
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, spool->log, 0,
+                      "crm: spool \"%V\" usable again, events are captured",
+                      &spool->dir);
+    }
+
     spool->pause = 0;
 
     if (spool->orphan.fd == NGX_INVALID_FILE
@@ -686,8 +758,6 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
     }
 
     ngx_http_crm_spool_schedule(spool);
-
-    ngx_add_timer(&spool->scan, NGX_HTTP_CRM_SPOOL_SCAN);
 }
 
 
