@@ -1,6 +1,6 @@
 -- pgbench: the decision the module asks for before an order goes upstream,
--- one crm.decide_order() a transaction, as the module sends it: the order
--- as jsonb and the policy's sha256.  Customers are 1000 e-mails, so most
+-- one crm.decide_order() a transaction, as the module sends it: the
+-- order's fields as typed parameters and the policy's sha256, a row back.  Customers are 1000 e-mails, so most
 -- orders find a customer that exists and lock its row; order ids are
 -- random, so a few are repeats.
 --
@@ -18,10 +18,8 @@
 
 \set c random(1, 1000)
 \set o random(1, 2000000000)
-SELECT crm.decide_order(
-    format('{"event_id": "%s", "order_id": "B-%s", "idempotency_key": null, '
-           '"customer_id": null, "email": "customer%s@example.com", '
-           '"phone": null, "name": "Bench", "birthday": null, '
-           '"total": "19.90", "currency": "EUR"}',
-           gen_random_uuid(), :o::bigint, :c::integer)::jsonb,
-    'bench');
+SELECT customer_id, card, tier, discount, promises, gift, holdout, conflict,
+       created
+  FROM crm.decide_order(gen_random_uuid(), 'B-' || :o, NULL,
+                        'customer' || :c || '@example.com', NULL, NULL,
+                        'Bench', NULL, '19.90', 'EUR', 'bench');

@@ -32,6 +32,9 @@
 #define NGX_HTTP_CRM_WORKERS_MAX 128
 #define NGX_HTTP_CRM_UUID_LEN    36
 
+/* the parameters of crm.decide_order() */
+#define NGX_HTTP_CRM_DECIDE_N    11
+
 typedef enum {
     NGX_HTTP_CRM_CAPTURE_OFF = 0,
     NGX_HTTP_CRM_CAPTURE_ORDER,
@@ -179,7 +182,7 @@ typedef struct {
     ngx_pool_t              *pool;             /* r->pool, kept for the
                                                   cleanup */
     ngx_http_crm_pg_query_t  query;
-    const char              *values[2];
+    const char              *values[NGX_HTTP_CRM_DECIDE_N];
 
     unsigned                 holdout:1;
     unsigned                 decided:1;

@@ -22,23 +22,58 @@
 
 
 #include "ngx_http_crm.h"
-#include "ngx_http_crm_body.h"
 #include "ngx_http_crm_event.h"
 
 
 static void ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q,
     PGresult *res);
 static ngx_int_t ngx_http_crm_order_decision(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx, u_char *json, size_t len);
-static ngx_int_t ngx_http_crm_order_string(ngx_http_request_t *r,
-    u_char *json, size_t len, char *pointer, ngx_str_t *value);
-static u_char *ngx_http_crm_order_field(u_char *p, char *name,
-    ngx_str_t *value);
+    ngx_http_crm_ctx_t *ctx, PGresult *res);
+static ngx_int_t ngx_http_crm_order_column(ngx_http_request_t *r,
+    PGresult *res, int col, ngx_str_t *value);
+static u_char *ngx_http_crm_order_param(u_char *p, ngx_str_t *value,
+    const char **param);
 static ngx_int_t ngx_http_crm_order_log(ngx_http_request_t *r);
 
 
+/*
+ * The parameters and the row's columns, in order; fields absent are NULL.
+ * No named statement: it must work behind pgbouncer in transaction mode.
+ */
+
 static char  ngx_http_crm_decide_sql[] =
-    "SELECT crm.decide_order($1::jsonb, $2)";
+    "SELECT customer_id, card, tier, discount, promises, gift, holdout,"
+    " conflict, created"
+    " FROM crm.decide_order($1::uuid, $2::text, $3::text, $4::text,"
+    " $5::text, $6::bigint, $7::text, $8::text, $9::text, $10::text,"
+    " $11::text)";
+
+enum {
+    NGX_HTTP_CRM_DECIDE_EVENT_ID = 0,
+    NGX_HTTP_CRM_DECIDE_ORDER_ID,
+    NGX_HTTP_CRM_DECIDE_KEY,
+    NGX_HTTP_CRM_DECIDE_EMAIL,
+    NGX_HTTP_CRM_DECIDE_PHONE,
+    NGX_HTTP_CRM_DECIDE_COOKIE_ID,
+    NGX_HTTP_CRM_DECIDE_NAME,
+    NGX_HTTP_CRM_DECIDE_BIRTHDAY,
+    NGX_HTTP_CRM_DECIDE_TOTAL,
+    NGX_HTTP_CRM_DECIDE_CURRENCY,
+    NGX_HTTP_CRM_DECIDE_POLICY
+};
+
+enum {
+    NGX_HTTP_CRM_ROW_CUSTOMER_ID = 0,
+    NGX_HTTP_CRM_ROW_CARD,
+    NGX_HTTP_CRM_ROW_TIER,
+    NGX_HTTP_CRM_ROW_DISCOUNT,
+    NGX_HTTP_CRM_ROW_PROMISES,
+    NGX_HTTP_CRM_ROW_GIFT,
+    NGX_HTTP_CRM_ROW_HOLDOUT,
+    NGX_HTTP_CRM_ROW_CONFLICT,
+    NGX_HTTP_CRM_ROW_CREATED,
+    NGX_HTTP_CRM_ROW_N
+};
 
 
 ngx_int_t
@@ -69,8 +104,9 @@ ngx_http_crm_order_init(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    u_char                    *p, *json;
+    u_char                    *p;
     size_t                     len, i;
+    const char               **v;
     ngx_http_crm_pg_query_t   *q;
     ngx_http_crm_main_conf_t  *cmcf;
 
@@ -91,51 +127,58 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    len = sizeof("{\"event_id\":\"\",\"customer_id\":,"
-                 "\"idempotency_key\":\"\"}") + NGX_HTTP_CRM_UUID_LEN
-          + NGX_INT64_LEN + 6 * ctx->idempotency_key.len;
+    /* the parameters, NUL-terminated, in one buffer */
+
+    len = NGX_HTTP_CRM_UUID_LEN + 1 + NGX_INT64_LEN + 1
+          + ctx->idempotency_key.len + 1;
 
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
-        len += sizeof(",\"birthday\":\"\"") + 6 * ctx->field[i].len;
+        len += ctx->field[i].len + 1;
     }
 
-    json = ngx_pnalloc(r->pool, len);
-    if (json == NULL) {
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
         return NGX_DECLINED;
     }
 
-    p = ngx_sprintf(json, "{\"event_id\":\"%*s\"",
-                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id);
+    v = ctx->values;
 
-    if (ctx->customer_id) {
-        p = ngx_sprintf(p, ",\"customer_id\":%uL", ctx->customer_id);
+    v[NGX_HTTP_CRM_DECIDE_EVENT_ID] = (char *) p;
+    p = ngx_cpymem(p, ctx->event_id, NGX_HTTP_CRM_UUID_LEN);
+    *p++ = '\0';
+
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID],
+                                 &v[NGX_HTTP_CRM_DECIDE_ORDER_ID]);
+    p = ngx_http_crm_order_param(p, &ctx->idempotency_key,
+                                 &v[NGX_HTTP_CRM_DECIDE_KEY]);
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_EMAIL],
+                                 &v[NGX_HTTP_CRM_DECIDE_EMAIL]);
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_PHONE],
+                                 &v[NGX_HTTP_CRM_DECIDE_PHONE]);
+
+    v[NGX_HTTP_CRM_DECIDE_COOKIE_ID] = NULL;
+
+    if (ctx->cookie_id) {
+        v[NGX_HTTP_CRM_DECIDE_COOKIE_ID] = (char *) p;
+        p = ngx_sprintf(p, "%uL%Z", ctx->cookie_id);
     }
 
-    p = ngx_http_crm_order_field(p, "idempotency_key", &ctx->idempotency_key);
-    p = ngx_http_crm_order_field(p, "order_id",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID]);
-    p = ngx_http_crm_order_field(p, "email",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_EMAIL]);
-    p = ngx_http_crm_order_field(p, "phone",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_PHONE]);
-    p = ngx_http_crm_order_field(p, "name",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_NAME]);
-    p = ngx_http_crm_order_field(p, "birthday",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_BIRTHDAY]);
-    p = ngx_http_crm_order_field(p, "total",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_TOTAL]);
-    p = ngx_http_crm_order_field(p, "currency",
-                                 &ctx->field[NGX_HTTP_CRM_FIELD_CURRENCY]);
-    *p++ = '}';
-    *p = '\0';
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_NAME],
+                                 &v[NGX_HTTP_CRM_DECIDE_NAME]);
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_BIRTHDAY],
+                                 &v[NGX_HTTP_CRM_DECIDE_BIRTHDAY]);
+    p = ngx_http_crm_order_param(p, &ctx->field[NGX_HTTP_CRM_FIELD_TOTAL],
+                                 &v[NGX_HTTP_CRM_DECIDE_TOTAL]);
+    (void) ngx_http_crm_order_param(p,
+                                 &ctx->field[NGX_HTTP_CRM_FIELD_CURRENCY],
+                                 &v[NGX_HTTP_CRM_DECIDE_CURRENCY]);
+
+    v[NGX_HTTP_CRM_DECIDE_POLICY] = (char *) cmcf->policy_sha256;
 
     q = &ctx->query;
 
-    ctx->values[0] = (char *) json;
-    ctx->values[1] = (char *) cmcf->policy_sha256;
-
     q->command = ngx_http_crm_decide_sql;
-    q->nparams = 2;
+    q->nparams = NGX_HTTP_CRM_DECIDE_N;
     q->values = ctx->values;
     q->timeout = (ngx_msec_t) cmcf->policy->database.timeout;
     q->handler = ngx_http_crm_order_done;
@@ -152,8 +195,13 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     ctx->parked = 1;
     r->main->count++;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "crm order parked: %s", json);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "crm order parked: event %s, order \"%s\", email \"%s\"",
+                   v[NGX_HTTP_CRM_DECIDE_EVENT_ID],
+                   v[NGX_HTTP_CRM_DECIDE_ORDER_ID]
+                   ? v[NGX_HTTP_CRM_DECIDE_ORDER_ID] : "",
+                   v[NGX_HTTP_CRM_DECIDE_EMAIL]
+                   ? v[NGX_HTTP_CRM_DECIDE_EMAIL] : "");
 
     return NGX_OK;
 }
@@ -180,14 +228,12 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     if (res == NULL
         || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1
-        || PQgetisnull(res, 0, 0))
+        || PQnfields(res) != NGX_HTTP_CRM_ROW_N)
     {
         rc = NGX_ERROR;
 
     } else {
-        rc = ngx_http_crm_order_decision(r, ctx,
-                                         (u_char *) PQgetvalue(res, 0, 0),
-                                         PQgetlength(res, 0, 0));
+        rc = ngx_http_crm_order_decision(r, ctx, res);
     }
 
     if (rc == NGX_OK) {
@@ -222,148 +268,117 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
 
 /*
- * Reads crm.decide_order()'s answer:
- *   {"customer_id":42,"card":"CRM-1"|null,"tier":"gold"|null,
- *    "discount":10,"promises":[3,7],"gift":"tea"|null,"holdout":false,
- *    "created":true}
- * Returns NGX_DECLINED for {"conflict":true,...}: the order id was sent
- * again with another identity, and nothing is decided.
+ * Reads crm.decide_order()'s row: customer_id, card, tier, discount,
+ * promises ("{3,7}"), gift, holdout, conflict, created.  Returns
+ * NGX_DECLINED for a conflict (the order id was sent again with another
+ * identity: nothing is decided), NGX_ERROR for a row without a customer.
  */
 
 static ngx_int_t
 ngx_http_crm_order_decision(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
-    u_char *json, size_t len)
+    PGresult *res)
 {
-    u_char                     *p;
-    size_t                      i;
-    ngx_int_t                   n;
-    ngx_http_crm_json_value_t   v;
+    u_char     *p, *s;
+    size_t      i, len;
+    ngx_int_t   n;
 
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/conflict", 9, &v) == 0
-        && v.type == NGX_HTTP_CRM_JSON_TRUE)
-    {
+    if (*PQgetvalue(res, 0, NGX_HTTP_CRM_ROW_CONFLICT) == 't') {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/customer_id", 12, &v)
-        != 0
-        || v.type != NGX_HTTP_CRM_JSON_NUMBER)
-    {
+    s = (u_char *) PQgetvalue(res, 0, NGX_HTTP_CRM_ROW_CUSTOMER_ID);
+    len = PQgetlength(res, 0, NGX_HTTP_CRM_ROW_CUSTOMER_ID);
+    n = ngx_atoi(s, len);
+
+    if (n <= 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: crm.decide_order() answered without a "
-                      "customer: %*s", len, json);
-        return NGX_ERROR;
-    }
-
-    n = ngx_atoi((u_char *) v.start, v.len);
-    if (n <= 0) {
+                      "customer");
         return NGX_ERROR;
     }
 
     ctx->customer_id = (uint64_t) n;
 
-    ctx->customer.data = ngx_pnalloc(r->pool, v.len);
-    if (ctx->customer.data == NULL) {
-        return NGX_ERROR;
-    }
+    s = (u_char *) PQgetvalue(res, 0, NGX_HTTP_CRM_ROW_DISCOUNT);
+    n = ngx_atoi(s, PQgetlength(res, 0, NGX_HTTP_CRM_ROW_DISCOUNT));
+    ctx->discount = (n > 0) ? (ngx_uint_t) n : 0;
 
-    ctx->customer.len = v.len;
-    ngx_memcpy(ctx->customer.data, v.start, v.len);
+    ctx->holdout = (*PQgetvalue(res, 0, NGX_HTTP_CRM_ROW_HOLDOUT) == 't');
+    ctx->created = (*PQgetvalue(res, 0, NGX_HTTP_CRM_ROW_CREATED) == 't');
 
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/discount", 9, &v) == 0
-        && v.type == NGX_HTTP_CRM_JSON_NUMBER)
-    {
-        n = ngx_atoi((u_char *) v.start, v.len);
-        ctx->discount = (n > 0) ? (ngx_uint_t) n : 0;
-    }
-
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/holdout", 8, &v) == 0)
-    {
-        ctx->holdout = (v.type == NGX_HTTP_CRM_JSON_TRUE);
-    }
-
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/created", 8, &v) == 0)
-    {
-        ctx->created = (v.type == NGX_HTTP_CRM_JSON_TRUE);
-    }
-
-    /* promise ids: [3, 7] -> 3,7 */
-
-    if (ngx_http_crm_json_get(json, len, (u_char *) "/promises", 9, &v) == 0
-        && v.type == NGX_HTTP_CRM_JSON_ARRAY)
-    {
-        p = ngx_pnalloc(r->pool, v.len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        ctx->promise.data = p;
-
-        for (i = 0; i < v.len; i++) {
-            if (v.start[i] >= '0' && v.start[i] <= '9') {
-                *p++ = v.start[i];
-
-            } else if (v.start[i] == ',') {
-                *p++ = ',';
-            }
-        }
-
-        ctx->promise.len = p - ctx->promise.data;
-    }
-
-    if (ngx_http_crm_order_string(r, json, len, "/card", &ctx->card)
+    if (ngx_http_crm_order_column(r, res, NGX_HTTP_CRM_ROW_CUSTOMER_ID,
+                                  &ctx->customer)
         != NGX_OK
-        || ngx_http_crm_order_string(r, json, len, "/tier", &ctx->tier)
+        || ngx_http_crm_order_column(r, res, NGX_HTTP_CRM_ROW_CARD,
+                                     &ctx->card)
            != NGX_OK
-        || ngx_http_crm_order_string(r, json, len, "/gift", &ctx->gift)
+        || ngx_http_crm_order_column(r, res, NGX_HTTP_CRM_ROW_TIER,
+                                     &ctx->tier)
+           != NGX_OK
+        || ngx_http_crm_order_column(r, res, NGX_HTTP_CRM_ROW_GIFT,
+                                     &ctx->gift)
+           != NGX_OK
+        || ngx_http_crm_order_column(r, res, NGX_HTTP_CRM_ROW_PROMISES,
+                                     &ctx->promise)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
+    /* promise ids: {3,7} -> 3,7 */
+
+    p = ctx->promise.data;
+
+    for (i = 0; i < ctx->promise.len; i++) {
+        if (ctx->promise.data[i] != '{' && ctx->promise.data[i] != '}') {
+            *p++ = ctx->promise.data[i];
+        }
+    }
+
+    ctx->promise.len = p - ctx->promise.data;
+
     return NGX_OK;
 }
 
 
-/* a string of the answer, unescaped, into value; null or absent: empty */
+/* a column of the row, copied into the pool; NULL: empty */
 
 static ngx_int_t
-ngx_http_crm_order_string(ngx_http_request_t *r, u_char *json, size_t len,
-    char *pointer, ngx_str_t *value)
+ngx_http_crm_order_column(ngx_http_request_t *r, PGresult *res, int col,
+    ngx_str_t *value)
 {
-    ngx_http_crm_json_value_t  v;
-
     ngx_str_null(value);
 
-    if (ngx_http_crm_json_get(json, len, (u_char *) pointer,
-                              ngx_strlen(pointer), &v)
-        != 0
-        || v.type != NGX_HTTP_CRM_JSON_STRING)
-    {
+    if (PQgetisnull(res, 0, col)) {
         return NGX_OK;
     }
 
-    value->data = ngx_pnalloc(r->pool, v.len + 1);
+    value->len = PQgetlength(res, 0, col);
+    value->data = ngx_pnalloc(r->pool, value->len);
+
     if (value->data == NULL) {
         return NGX_ERROR;
     }
 
-    value->len = ngx_http_crm_json_unescape(v.start, v.len, value->data);
+    ngx_memcpy(value->data, PQgetvalue(res, 0, col), value->len);
 
     return NGX_OK;
 }
 
 
+/* a field as a parameter: copied NUL-terminated at p, or NULL if empty */
+
 static u_char *
-ngx_http_crm_order_field(u_char *p, char *name, ngx_str_t *value)
+ngx_http_crm_order_param(u_char *p, ngx_str_t *value, const char **param)
 {
     if (value->len == 0) {
+        *param = NULL;
         return p;
     }
 
-    p = ngx_sprintf(p, ",\"%s\":\"", name);
-    p = (u_char *) ngx_escape_json(p, value->data, value->len);
-    *p++ = '"';
+    *param = (char *) p;
+    p = ngx_cpymem(p, value->data, value->len);
+    *p++ = '\0';
 
     return p;
 }
