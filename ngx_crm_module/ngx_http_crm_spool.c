@@ -662,7 +662,8 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 {
     ngx_http_crm_spool_t *spool = q->data;
 
-    ngx_uint_t                  replayed;
+    ngx_int_t                   n;
+    ngx_uint_t                  replayed, rejected;
     ngx_http_crm_spool_file_t  *f;
 
     f = spool->file;
@@ -696,9 +697,31 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
         return;
     }
 
+    /* line by line, the answer is how many events went to spool_reject */
+
+    rejected = 0;
+
+    if (spool->slow
+        && PQntuples(res) == 1
+        && !PQgetisnull(res, 0, 0))
+    {
+        n = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                     PQgetlength(res, 0, 0));
+
+        if (n > 0) {
+            rejected = ngx_min((ngx_uint_t) n, spool->lines);
+            (void) ngx_atomic_fetch_add(&spool->stats->rejected, rejected);
+
+            ngx_log_error(NGX_LOG_ERR, spool->log, 0,
+                          "crm: %ui events PostgreSQL could not write are "
+                          "kept in crm.spool_reject", rejected);
+        }
+    }
+
     spool->slow = 0;
 
-    (void) ngx_atomic_fetch_add(&spool->stats->written, spool->lines);
+    (void) ngx_atomic_fetch_add(&spool->stats->written,
+                                spool->lines - rejected);
 
     if (f == &spool->orphan) {
         replayed = spool->lines;
