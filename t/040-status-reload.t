@@ -37,7 +37,7 @@ my $sha1 = file_sha($file);
 like($body, qr/"sha256":"$sha1"/, 'gives the sha256 of its bytes');
 like($body, qr/"loaded_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"/,
      'and when it was loaded');
-like($body, qr/"events":\{"captured":0,"written":0,"spooled":0,"replayed":0,"bad_body":0,"cookies_rejected":0\},"orders":\{"decided":0,"undecided":0,"no_customer":0,"conflict":0\}/,
+like($body, qr/"events":\{"captured":0,"written":0,"spooled":0,"replayed":0,"bad_body":0,"rejected":0,"cookies_rejected":0\},"orders":\{"decided":0,"undecided":0,"no_customer":0,"conflict":0\}/,
      'event counters start at zero');
 
 ($code, $h, $body) = status_json('?format=prometheus');

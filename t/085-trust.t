@@ -266,6 +266,7 @@ ok(!defined $other->{cookie}, '... and no cookie naming Anna or her is set');
 # --- 5. e-mails that cannot be one; values bounded ----------------------------
 
 my $long = ('a' x (1024 * 1024)) . '@example.com';
+my $off;
 my $written = status_json() =~ /"written":(\d+)/ ? $1 : -1;
 my $e1 = order(id => 'E-1', email => $long);
 is($e1->{state}, 'no_customer', 'a 1 MB e-mail names nobody');
@@ -289,6 +290,23 @@ like(db("SELECT reason FROM crm.interactions i JOIN crm.customer c USING (custom
 my $now = status_json() =~ /"written":(\d+)/ ? $1 : -1;
 # three undecided orders and a decided one; its result line is no event
 is($now - $written, 4, 'events.written counts the four events, none rejected');
+
+# a line PostgreSQL refuses goes to crm.spool_reject and is no written event
+psql("ALTER TABLE crm.event ADD CONSTRAINT t085_poison"
+     . " CHECK (order_id IS DISTINCT FROM 'POISON')");
+$written = status_json() =~ /"written":(\d+)/ ? $1 : -1;
+$off = error_log_offset();
+order(id => 'POISON', email => 'olga@example.com');
+order(id => 'NOT-POISON', email => 'olga@example.com');
+settle();
+is(db("SELECT count(*) FROM crm.spool_reject WHERE line LIKE '%POISON%'"), '1',
+   'a refused event is kept in crm.spool_reject');
+like(status_json(), qr/"rejected":1\b/, '... counted as events.rejected');
+$now = status_json() =~ /"written":(\d+)/ ? $1 : -1;
+is($now - $written, 1, '... and not as events.written');
+error_log_clean($off, name => 'a refused line: said once',
+                expect => [qr/1 events PostgreSQL could not write|violates check constraint "t085_poison"/]);
+psql("ALTER TABLE crm.event DROP CONSTRAINT t085_poison");
 
 # --- 9. totals written oddly ----------------------------------------------------
 
@@ -332,7 +350,7 @@ sub lock_customer {
     return $pid;
 }
 
-my $off = error_log_offset();
+$off = error_log_offset();
 my $locker = lock_customer($kate, 2.5);
 my $late = order(id => 'K-2', email => 'kate@example.com');
 is($late->{state}, 'db_unavailable', 'with her row locked the order goes on undecided');
