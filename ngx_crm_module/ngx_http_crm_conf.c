@@ -530,39 +530,23 @@ char *
 ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_crm_loc_conf_t *clcf = conf;
-
-    ngx_str_t                 *value;
-    ngx_conf_enum_t           *e;
+    char                      *rv;
     ngx_http_crm_main_conf_t  *cmcf;
 
-    if (clcf->capture != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
+    /* the kinds are cmd->post; "is duplicate" and "invalid value" too */
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    value = cf->args->elts;
+    ngx_http_crm_needs_policy(cf, cmd);
+    ngx_http_crm_server_acts(cf);
 
-    for (e = cmd->post; e->name.len; e++) {
-        if (e->name.len == value[1].len
-            && ngx_strcmp(e->name.data, value[1].data) == 0)
-        {
-            clcf->capture = e->value;
-            ngx_http_crm_needs_policy(cf, cmd);
-            ngx_http_crm_server_acts(cf);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+    cmcf->capture_used = 1;
 
-            cmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                      ngx_http_crm_module);
-            cmcf->capture_used = 1;
-            return NGX_CONF_OK;
-        }
-    }
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\", expected "
-                       "\"order\", \"payment\", \"status\" or "
-                       "\"feedback\"", &value[1], &cmd->name);
-
-    return NGX_CONF_ERROR;
+    return NGX_CONF_OK;
 }
 
 
