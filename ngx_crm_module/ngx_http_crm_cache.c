@@ -354,34 +354,6 @@ ngx_http_crm_cache_put(ngx_http_crm_cache_ctx_t *cache, u_char *key,
 }
 
 
-void
-ngx_http_crm_cache_delete(ngx_http_crm_cache_ctx_t *cache, u_char *key,
-    size_t len)
-{
-    uint32_t                    hash;
-    ngx_http_crm_cache_node_t  *cn;
-
-    if (cache->sh == NULL || len == 0 || len > NGX_HTTP_CRM_CACHE_KEY_MAX) {
-        return;
-    }
-
-    hash = ngx_crc32_short(key, len);
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "crm cache delete %08XD", hash);
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cn = ngx_http_crm_cache_lookup(cache->sh, hash, key, len);
-
-    if (cn != NULL) {
-        ngx_http_crm_cache_free(cache, cn);
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-}
-
-
 /*
  * Entries in the zone (stale ones included, until they are found), and
  * the hits and misses of all the workers since the zone was made; all

@@ -37,8 +37,6 @@ ngx_int_t ngx_http_crm_cache_get(ngx_http_crm_cache_ctx_t *cache, u_char *key,
     size_t len, uint64_t *id);
 ngx_int_t ngx_http_crm_cache_put(ngx_http_crm_cache_ctx_t *cache, u_char *key,
     size_t len, uint64_t id);
-void ngx_http_crm_cache_delete(ngx_http_crm_cache_ctx_t *cache, u_char *key,
-    size_t len);
 void ngx_http_crm_cache_stats(ngx_http_crm_cache_ctx_t *cache,
     ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses);
 

@@ -88,6 +88,8 @@ static ngx_buf_t *ngx_http_crm_status_prometheus(ngx_http_request_t *r,
     ngx_http_crm_main_conf_t *cmcf);
 static void ngx_http_crm_status_latency(ngx_http_crm_stats_t *st,
     ngx_msec_t *p50, ngx_msec_t *p99, ngx_msec_t *n);
+static void ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *cmcf,
+    ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses);
 static int ngx_libc_cdecl ngx_http_crm_cmp_msec(const void *one,
     const void *two);
 static ngx_atomic_uint_t ngx_http_crm_metric(ngx_http_crm_stats_t *st,
@@ -178,7 +180,7 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
     u_char                 *last;
     size_t                  len;
     ngx_buf_t              *b;
-    ngx_uint_t              i;
+    ngx_uint_t              i, entries, hits, misses;
     ngx_msec_t              p50, p99, n;
     const char             *group;
     ngx_http_crm_stats_t   *st;
@@ -240,11 +242,14 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
         }
 
         ngx_http_crm_status_latency(st, &p50, &p99, &n);
+        ngx_http_crm_status_cache(cmcf, &entries, &hits, &misses);
 
         b->last = ngx_slprintf(b->last, last,
                                "},\"latency_ms\":{\"p50\":%M,\"p99\":%M,"
-                               "\"samples\":%M},\"errors\":%A",
-                               p50, p99, n, st->errors);
+                               "\"samples\":%M},\"cache\":{\"entries\":%ui,"
+                               "\"hits\":%ui,\"misses\":%ui},\"errors\":%A",
+                               p50, p99, n, entries, hits, misses,
+                               st->errors);
     }
 
     b->last = ngx_slprintf(b->last, last, "}\n");
@@ -260,7 +265,7 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
     u_char                 *last;
     size_t                  len;
     ngx_buf_t              *b;
-    ngx_uint_t              i;
+    ngx_uint_t              i, entries, hits, misses;
     ngx_msec_t              p50, p99, n;
     ngx_http_crm_stats_t   *st;
     ngx_http_crm_metric_t  *m;
@@ -320,6 +325,22 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
     }
 
     ngx_http_crm_status_latency(st, &p50, &p99, &n);
+    ngx_http_crm_status_cache(cmcf, &entries, &hits, &misses);
+
+    b->last = ngx_slprintf(b->last, last,
+                   "# HELP crm_cache_entries Customers in the shared-memory "
+                   "cache.\n"
+                   "# TYPE crm_cache_entries gauge\n"
+                   "crm_cache_entries %ui\n"
+                   "# HELP crm_cache_hits_total Cache lookups that found "
+                   "the customer.\n"
+                   "# TYPE crm_cache_hits_total counter\n"
+                   "crm_cache_hits_total %ui\n"
+                   "# HELP crm_cache_misses_total Cache lookups that did "
+                   "not.\n"
+                   "# TYPE crm_cache_misses_total counter\n"
+                   "crm_cache_misses_total %ui\n",
+                   entries, hits, misses);
 
     b->last = ngx_slprintf(b->last, last,
                    "# HELP crm_query_latency_ms PostgreSQL query latency "
@@ -335,6 +356,23 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
                    NGX_HTTP_CRM_LATENCY_N, p50, p99, n, st->errors);
 
     return b;
+}
+
+
+/* the customer cache's figures, all 0 without one */
+
+static void
+ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *cmcf,
+    ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses)
+{
+    if (cmcf->cache == NULL) {
+        *entries = 0;
+        *hits = 0;
+        *misses = 0;
+        return;
+    }
+
+    ngx_http_crm_cache_stats(cmcf->cache, entries, hits, misses);
 }
 
 

@@ -259,6 +259,10 @@ wait_for(sub {
 }, 10);
 like($got, qr/^crm=v1\.$anna\.\d+\.[\w-]{43}; /,
      'the customer it names gets the signed cookie');
+like((http_get('/crm'))[2], qr/"cache":\{"entries":[1-9]\d*,"hits":[1-9]\d*,"misses":[1-9]\d*\}/,
+     'crm_status shows the cache: the miss that asked, the hit that set the cookie');
+like((http_get('/crm?format=prometheus'))[2], qr/^crm_cache_hits_total [1-9]/m,
+     '... and so does the Prometheus text');
 ($ls, $lh) = http_request('GET', '/account',
                           { 'X-Shop-Header' => 'X-Customer-Email: new.login@example.com' });
 ok(wait_for(sub { db("SELECT count(*) FROM crm.customer_overview WHERE email = 'new.login\@example.com'") eq '1' }, 10),
