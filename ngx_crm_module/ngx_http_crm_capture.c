@@ -34,7 +34,6 @@
 #define NGX_HTTP_CRM_ID_MAX    128
 
 
-static ngx_int_t ngx_http_crm_capture_handler(ngx_http_request_t *r);
 static void ngx_http_crm_capture_body_handler(ngx_http_request_t *r);
 static void ngx_http_crm_capture_parse(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
@@ -75,25 +74,6 @@ static ngx_uint_t  ngx_http_crm_kind_fields[] = {
 
 
 ngx_int_t
-ngx_http_crm_capture_init(ngx_conf_t *cf)
-{
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_crm_capture_handler;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_crm_capture_handler(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
@@ -172,11 +152,11 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
 {
     ngx_http_crm_ctx_t        *ctx;
     ngx_http_crm_loc_conf_t   *lcf;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "crm capture body read");
@@ -184,9 +164,9 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
     r->preserve_body = 1;
     r->write_event_handler = ngx_http_core_run_phases;
 
-    ngx_http_crm_event_id(ctx->event_id, cmcf);
+    ngx_http_crm_event_id(ctx->event_id, crmcf);
 
-    ctx->state = ngx_http_crm_pg_is_down(cmcf->pg)
+    ctx->state = ngx_http_crm_pg_is_down(crmcf->pg)
                  ? NGX_HTTP_CRM_STATE_DB_UNAVAILABLE : NGX_HTTP_CRM_STATE_OK;
 
     ngx_http_crm_capture_parse(r, ctx);
@@ -197,7 +177,7 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
     }
 
     if (ctx->json.len) {
-        ngx_http_crm_capture_fields(r, ctx, cmcf->policy);
+        ngx_http_crm_capture_fields(r, ctx, crmcf->policy);
     }
 
     ngx_http_crm_capture_bound(ctx);
@@ -222,7 +202,7 @@ ngx_http_crm_capture_parse(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
     u_char                    *buf;
     ngx_str_t                  body;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     if (ngx_http_crm_capture_body(r, &body) != NGX_OK) {
         ctx->reason = "body larger than client_body_buffer_size";
@@ -260,10 +240,10 @@ ngx_http_crm_capture_parse(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     }
 
     if (ctx->reason != NULL) {
-        cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+        crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
         ctx->state = NGX_HTTP_CRM_STATE_BAD_BODY;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->bad_body, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->bad_body, 1);
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "crm: bad body, passed on untouched: %s", ctx->reason);
@@ -524,7 +504,7 @@ ngx_http_crm_capture_cleanup(void *data)
 {
     ngx_http_crm_ctx_t  *ctx = data;
 
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     if (!ctx->parked) {
         return;
@@ -533,10 +513,10 @@ ngx_http_crm_capture_cleanup(void *data)
     ngx_http_crm_pg_detach(&ctx->query);
     ctx->parked = 0;
 
-    cmcf = ngx_http_get_module_main_conf(ctx->request, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(ctx->request, ngx_http_crm_module);
 
     ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
-    (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
+    (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
 
     if (ctx->reason == NULL) {
         ctx->reason = "the request ended while its decision was awaited";

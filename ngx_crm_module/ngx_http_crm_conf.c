@@ -35,9 +35,9 @@ static ngx_int_t ngx_http_crm_read_policy(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *text);
 static void ngx_http_crm_policy_cleanup(void *data);
 static ngx_int_t ngx_http_crm_spool_path(ngx_conf_t *cf,
-    ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *crmcf);
 static ngx_int_t ngx_http_crm_policy_json(ngx_conf_t *cf,
-    ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *crmcf);
 static u_char *ngx_http_crm_json_str(u_char *p, ngx_http_crm_str_t *s);
 static u_char *ngx_http_crm_json_money(u_char *p, int64_t cents);
 static void ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd);
@@ -47,22 +47,22 @@ static void ngx_http_crm_server_acts(ngx_conf_t *cf);
 void *
 ngx_http_crm_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_main_conf_t));
-    if (cmcf == NULL) {
+    crmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_main_conf_t));
+    if (crmcf == NULL) {
         return NULL;
     }
 
     /*
      * set by ngx_pcalloc():
      *
-     *     cmcf->policy = NULL;
-     *     cmcf->policy_file = { 0, NULL };
-     *     cmcf->needs_policy = { 0, NULL };
+     *     crmcf->policy = NULL;
+     *     crmcf->policy_file = { 0, NULL };
+     *     crmcf->needs_policy = { 0, NULL };
      */
 
-    return cmcf;
+    return crmcf;
 }
 
 
@@ -163,47 +163,71 @@ ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
  * module on and no policy was loaded.
  */
 
+/*
+ * The one place where the module joins the request's path, behind what the
+ * directives asked for: nothing without crm_policy; then the removal of
+ * client X-CRM-* headers (post-read) and the cookie filter; and, where some
+ * location captures, the capture handler (precontent) and the orders'
+ * result line (log).
+ */
+
 ngx_int_t
 ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_handler_pt        *h;
+    ngx_http_crm_main_conf_t   *crmcf;
+    ngx_http_core_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+    crmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    if (cmcf->needs_policy.len && cmcf->policy == NULL) {
+    if (crmcf->needs_policy.len && crmcf->policy == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"%V\" in %V:%ui needs \"crm_policy\" in the http "
-                      "block", &cmcf->needs_policy, &cmcf->needs_policy_file,
-                      cmcf->needs_policy_line);
+                      "block", &crmcf->needs_policy,
+                      &crmcf->needs_policy_file, crmcf->needs_policy_line);
         return NGX_ERROR;
     }
 
-    if (cmcf->policy == NULL) {
+    if (crmcf->policy == NULL) {
         return NGX_OK;
     }
 
-    if (ngx_http_crm_identity_init(cf) != NGX_OK) {
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
-    cmcf->uses_db = cmcf->capture_used
-                    || cmcf->policy->identity.upstream_header.len;
+    *h = ngx_http_crm_identity_strip;
 
-    if (cmcf->uses_db && ngx_http_crm_identity_keys(cf, cmcf) != NGX_OK) {
+    ngx_http_crm_identity_filter_init();
+
+    crmcf->uses_db = crmcf->capture_used
+                     || crmcf->policy->identity.upstream_header.len;
+
+    if (crmcf->uses_db && ngx_http_crm_identity_keys(cf, crmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
     /* a server without crm_capture pays nothing more for the module */
 
-    if (!cmcf->capture_used) {
+    if (!crmcf->capture_used) {
         return NGX_OK;
     }
 
-    if (ngx_http_crm_capture_init(cf) != NGX_OK
-        || ngx_http_crm_order_init(cf) != NGX_OK)
-    {
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
         return NGX_ERROR;
     }
+
+    *h = ngx_http_crm_capture_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_crm_order_log;
 
     return NGX_OK;
 }
@@ -212,7 +236,7 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 char *
 ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_crm_main_conf_t *cmcf = conf;
+    ngx_http_crm_main_conf_t *crmcf = conf;
 
     u_char                 md[EVP_MAX_MD_SIZE];
     char                   err[NGX_HTTP_CRM_POLICY_ERRLEN];
@@ -221,7 +245,7 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_pool_cleanup_t    *cln;
     ngx_http_crm_policy_t *policy;
 
-    if (cmcf->policy_file.data != NULL) {
+    if (crmcf->policy_file.data != NULL) {
         return "is duplicate";
     }
 
@@ -243,8 +267,8 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_hex_dump(cmcf->policy_sha256, md, mdlen);
-    cmcf->policy_sha256[NGX_HTTP_CRM_SHA256_HEX] = '\0';
+    ngx_hex_dump(crmcf->policy_sha256, md, mdlen);
+    crmcf->policy_sha256[NGX_HTTP_CRM_SHA256_HEX] = '\0';
 
     /* the cleanup first: it must exist before the parser allocates */
 
@@ -265,25 +289,25 @@ ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cln->data = policy;
 
-    cmcf->policy = policy;
-    cmcf->policy_file = file;
-    cmcf->policy_loaded_at = ngx_time();
+    crmcf->policy = policy;
+    crmcf->policy_file = file;
+    crmcf->policy_loaded_at = ngx_time();
 
-    if (ngx_http_crm_spool_path(cf, cmcf) != NGX_OK) {
+    if (ngx_http_crm_spool_path(cf, crmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_crm_stats_zone(cf, cmcf) != NGX_OK) {
+    if (ngx_http_crm_stats_zone(cf, crmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_crm_policy_json(cf, cmcf) != NGX_OK) {
+    if (ngx_http_crm_policy_json(cf, crmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    cmcf->cache = ngx_http_crm_cache_zone(cf, policy->cache.size,
+    crmcf->cache = ngx_http_crm_cache_zone(cf, policy->cache.size,
                                           (ngx_msec_t) policy->cache.ttl);
-    if (cmcf->cache == NULL) {
+    if (crmcf->cache == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -371,7 +395,7 @@ done:
  */
 
 static ngx_int_t
-ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
     ngx_path_t  *path;
 
@@ -380,13 +404,13 @@ ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
         return NGX_ERROR;
     }
 
-    path->name.len = cmcf->policy->database.spool.len;
+    path->name.len = crmcf->policy->database.spool.len;
     path->name.data = ngx_pnalloc(cf->pool, path->name.len + 1);
     if (path->name.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(path->name.data, cmcf->policy->database.spool.data,
+    ngx_memcpy(path->name.data, crmcf->policy->database.spool.data,
                path->name.len);
 
     while (path->name.len > 1 && path->name.data[path->name.len - 1] == '/')
@@ -407,7 +431,7 @@ ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
         return NGX_ERROR;
     }
 
-    cmcf->spool_path = path;
+    crmcf->spool_path = path;
 
     return NGX_OK;
 }
@@ -421,11 +445,11 @@ ngx_http_crm_spool_path(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
  */
 
 static ngx_int_t
-ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
     u_char                    *p;
     size_t                     len, i;
-    ngx_http_crm_policy_t     *pl = cmcf->policy;
+    ngx_http_crm_policy_t     *pl = crmcf->policy;
     ngx_http_crm_loyalty_t    *lo = &pl->loyalty;
     ngx_http_crm_surprises_t  *su = &pl->surprises;
 
@@ -446,7 +470,7 @@ ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
         return NGX_ERROR;
     }
 
-    cmcf->policy_json.data = p;
+    crmcf->policy_json.data = p;
 
     p = ngx_sprintf(p, "{\"loyalty\":{\"card\":{\"after_paid_orders\":%ud,"
                     "\"prefix\":", lo->card.after_paid_orders);
@@ -493,7 +517,7 @@ ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
     *p++ = '}';
     *p = '\0';
 
-    cmcf->policy_json.len = p - cmcf->policy_json.data;
+    crmcf->policy_json.len = p - crmcf->policy_json.data;
 
     return NGX_OK;
 }
@@ -531,7 +555,7 @@ ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     char                      *rv;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     /* the kinds are cmd->post; "is duplicate" and "invalid value" too */
 
@@ -543,8 +567,8 @@ ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_crm_needs_policy(cf, cmd);
     ngx_http_crm_server_acts(cf);
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
-    cmcf->capture_used = 1;
+    crmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+    crmcf->capture_used = 1;
 
     return NGX_CONF_OK;
 }
@@ -609,15 +633,15 @@ ngx_http_crm_server_acts(ngx_conf_t *cf)
 static void
 ngx_http_crm_needs_policy(ngx_conf_t *cf, ngx_command_t *cmd)
 {
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+    crmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
 
-    if (cmcf->needs_policy.len) {
+    if (crmcf->needs_policy.len) {
         return;
     }
 
-    cmcf->needs_policy = cmd->name;
-    cmcf->needs_policy_file = cf->conf_file->file.name;
-    cmcf->needs_policy_line = cf->conf_file->line;
+    crmcf->needs_policy = cmd->name;
+    crmcf->needs_policy_file = cf->conf_file->file.name;
+    crmcf->needs_policy_line = cf->conf_file->line;
 }

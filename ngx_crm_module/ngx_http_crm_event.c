@@ -59,9 +59,9 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     size_t                     len, i;
     ngx_str_t                  b64;
     ngx_http_crm_loc_conf_t   *lcf;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
 
     len = sizeof("{\"event_id\":\"\",\"received_at\":.000,\"kind\":\"\","
@@ -71,7 +71,7 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
           + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT64_LEN
           + NGX_HTTP_CRM_SHA256_HEX
           + sizeof("feedback") + sizeof("db_unavailable")
-          + cmcf->node.len
+          + crmcf->node.len
           + ctx->json.len
           + ngx_base64_encoded_length(ctx->raw.len)
           + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0);
@@ -97,8 +97,8 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                     (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
                     ctx->received.sec, ctx->received.msec,
                     &ngx_http_crm_kinds[lcf->capture]);
-    p = ngx_cpymem(p, cmcf->node.data, cmcf->node.len);
-    p = ngx_sprintf(p, "\",\"policy\":\"%s\"", cmcf->policy_sha256);
+    p = ngx_cpymem(p, crmcf->node.data, crmcf->node.len);
+    p = ngx_sprintf(p, "\",\"policy\":\"%s\"", crmcf->policy_sha256);
 
     if (ctx->customer_id) {
         p = ngx_sprintf(p, ",\"customer_id\":%uL", ctx->customer_id);
@@ -155,13 +155,13 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     *p++ = '}';
     *p++ = '\n';
 
-    if (cmcf->spool == NULL
-        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 1)
+    if (crmcf->spool == NULL
+        || ngx_http_crm_spool_append(crmcf->spool, line, p - line, 1)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: event not recorded: the spool is unusable");
-        (void) ngx_atomic_fetch_add(&cmcf->stats->errors, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->errors, 1);
     }
 }
 
@@ -181,9 +181,9 @@ ngx_http_crm_event_result(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     size_t                     len;
     ngx_str_t                 *order_id;
     ngx_time_t                *tp;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     order_id = &ctx->field[NGX_HTTP_CRM_FIELD_ORDER_ID];
 
@@ -206,16 +206,16 @@ ngx_http_crm_event_result(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
                     tp->sec, tp->msec);
     p = (u_char *) ngx_escape_json(p, order_id->data, order_id->len);
     p = ngx_sprintf(p, "\",\"status\":%ui,\"policy\":\"%s\"}\n",
-                    status, cmcf->policy_sha256);
+                    status, crmcf->policy_sha256);
 
-    if (cmcf->spool == NULL
-        || ngx_http_crm_spool_append(cmcf->spool, line, p - line, 0)
+    if (crmcf->spool == NULL
+        || ngx_http_crm_spool_append(crmcf->spool, line, p - line, 0)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: order result not recorded: the spool is "
                       "unusable");
-        (void) ngx_atomic_fetch_add(&cmcf->stats->errors, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->errors, 1);
     }
 }
 
@@ -227,7 +227,7 @@ ngx_http_crm_event_result(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
  */
 
 void
-ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *crmcf)
 {
     u_char       b[16];
     uint64_t     ms, seq;
@@ -235,7 +235,7 @@ ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf)
 
     tp = ngx_timeofday();
     ms = (uint64_t) tp->sec * 1000 + tp->msec;
-    seq = cmcf->event_seq++;
+    seq = crmcf->event_seq++;
 
     b[0] = (u_char) (ms >> 40);
     b[1] = (u_char) (ms >> 32);
@@ -248,11 +248,11 @@ ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf)
     b[8] = (u_char) (0x80 | ((seq >> 22) & 0x3f));
     b[9] = (u_char) (seq >> 14);
     b[10] = (u_char) (seq >> 6);
-    b[11] = (u_char) (((seq & 0x3f) << 2) | (cmcf->event_rand >> 30));
-    b[12] = (u_char) (cmcf->event_rand >> 22);
-    b[13] = (u_char) (cmcf->event_rand >> 14);
-    b[14] = (u_char) (cmcf->event_rand >> 6);
-    b[15] = (u_char) (cmcf->event_rand << 2);
+    b[11] = (u_char) (((seq & 0x3f) << 2) | (crmcf->event_rand >> 30));
+    b[12] = (u_char) (crmcf->event_rand >> 22);
+    b[13] = (u_char) (crmcf->event_rand >> 14);
+    b[14] = (u_char) (crmcf->event_rand >> 6);
+    b[15] = (u_char) (crmcf->event_rand << 2);
 
     p = ngx_hex_dump(p, b, 4);
     *p++ = '-';
@@ -270,7 +270,7 @@ ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf)
 
 ngx_int_t
 ngx_http_crm_event_init_worker(ngx_cycle_t *cycle,
-    ngx_http_crm_main_conf_t *cmcf)
+    ngx_http_crm_main_conf_t *crmcf)
 {
     u_char  r[8];
 
@@ -280,25 +280,25 @@ ngx_http_crm_event_init_worker(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    cmcf->event_rand = ((uint32_t) r[0] << 24) | (r[1] << 16) | (r[2] << 8)
+    crmcf->event_rand = ((uint32_t) r[0] << 24) | (r[1] << 16) | (r[2] << 8)
                        | r[3];
 
     /* the node name, JSON-escaped once for every event line */
 
-    cmcf->node.data = ngx_pnalloc(cycle->pool,
+    crmcf->node.data = ngx_pnalloc(cycle->pool,
                                   cycle->hostname.len
                                   + ngx_escape_json(NULL,
                                                     cycle->hostname.data,
                                                     cycle->hostname.len));
-    if (cmcf->node.data == NULL) {
+    if (crmcf->node.data == NULL) {
         return NGX_ERROR;
     }
 
-    cmcf->node.len = (u_char *) ngx_escape_json(cmcf->node.data,
+    crmcf->node.len = (u_char *) ngx_escape_json(crmcf->node.data,
                                                 cycle->hostname.data,
                                                 cycle->hostname.len)
-                     - cmcf->node.data;
-    cmcf->event_seq = ((uint64_t) r[4] << 24) | (r[5] << 16) | (r[6] << 8)
+                     - crmcf->node.data;
+    crmcf->event_seq = ((uint64_t) r[4] << 24) | (r[5] << 16) | (r[6] << 8)
                       | r[7];
 
     return NGX_OK;

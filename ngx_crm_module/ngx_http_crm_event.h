@@ -16,8 +16,8 @@
 
 
 ngx_int_t ngx_http_crm_event_init_worker(ngx_cycle_t *cycle,
-    ngx_http_crm_main_conf_t *cmcf);
-void ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *crmcf);
+void ngx_http_crm_event_id(u_char *p, ngx_http_crm_main_conf_t *crmcf);
 void ngx_http_crm_event_record(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
 void ngx_http_crm_event_result(ngx_http_request_t *r,

@@ -35,14 +35,13 @@ typedef struct {
 } ngx_http_crm_identify_t;
 
 
-static ngx_int_t ngx_http_crm_identity_strip(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
-    uint64_t customer_id, ngx_http_crm_main_conf_t *cmcf);
+    uint64_t customer_id, ngx_http_crm_main_conf_t *crmcf);
 static ngx_int_t ngx_http_crm_identity_upstream(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf, ngx_uint_t cookie);
+    ngx_http_crm_main_conf_t *crmcf, ngx_uint_t cookie);
 static void ngx_http_crm_identify(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf, u_char *email, size_t len);
+    ngx_http_crm_main_conf_t *crmcf, u_char *email, size_t len);
 static void ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q,
     PGresult *res);
 
@@ -54,25 +53,13 @@ static char  ngx_http_crm_identify_sql[] =
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
-ngx_int_t
-ngx_http_crm_identity_init(ngx_conf_t *cf)
+/* the cookie and the shop's login header: a header filter */
+
+void
+ngx_http_crm_identity_filter_init(void)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_crm_identity_strip;
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_crm_identity_header_filter;
-
-    return NGX_OK;
 }
 
 
@@ -83,7 +70,7 @@ ngx_http_crm_identity_init(ngx_conf_t *cf)
  */
 
 ngx_int_t
-ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
     char                     err[NGX_HTTP_CRM_POLICY_ERRLEN];
     u_char                  *buf;
@@ -92,7 +79,7 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
     ngx_str_t                name;
     ngx_file_info_t          fi;
     ngx_http_crm_keys_t     *keys;
-    ngx_http_crm_policy_t   *policy = cmcf->policy;
+    ngx_http_crm_policy_t   *policy = crmcf->policy;
 
     name.len = policy->identity.secret_file.len;
     name.data = policy->identity.secret_file.data;
@@ -143,7 +130,7 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
         return NGX_ERROR;
     }
 
-    cmcf->keys = keys;
+    crmcf->keys = keys;
 
     return NGX_OK;
 }
@@ -168,12 +155,12 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     ngx_list_part_t           *part;
     ngx_table_elt_t          **cookies, *h;
     ngx_http_crm_policy_t     *policy;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     static ngx_str_t  idem = ngx_string("Idempotency-Key");
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
-    policy = cmcf->policy;
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    policy = crmcf->policy;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -198,7 +185,7 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         }
     }
 
-    if (cmcf->keys == NULL) {
+    if (crmcf->keys == NULL) {
         return;
     }
 
@@ -216,13 +203,13 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                == 0)
         {
             id = 0;
-            rc = ngx_http_crm_cookie_verify(value, vlen, cmcf->keys,
+            rc = ngx_http_crm_cookie_verify(value, vlen, crmcf->keys,
                                             ngx_time(),
                                             policy->identity.max_age / 1000,
                                             &id);
 
             if (rc != NGX_HTTP_CRM_COOKIE_OK) {
-                (void) ngx_atomic_fetch_add(&cmcf->stats->cookies_rejected,
+                (void) ngx_atomic_fetch_add(&crmcf->stats->cookies_rejected,
                                             1);
 
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -261,7 +248,7 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
  * list is rebuilt only when there is one.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_crm_identity_strip(ngx_http_request_t *r)
 {
     ngx_uint_t                i, found;
@@ -339,14 +326,14 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 {
     ngx_uint_t                 set;
     ngx_http_crm_ctx_t        *ctx;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
     }
 
     ctx = ngx_http_crm_get_ctx(r);
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     /*
      * a cookie names a customer only for a browser that showed it is her:
@@ -356,12 +343,12 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
     set = (ctx != NULL
            && ctx->decided
            && (ctx->created || ctx->cookie_id == ctx->customer_id)
-           && cmcf->keys != NULL
+           && crmcf->keys != NULL
            && r->headers_out.status >= 200
            && r->headers_out.status < 300);
 
     if (set
-        && ngx_http_crm_identity_set_cookie(r, ctx->customer_id, cmcf)
+        && ngx_http_crm_identity_set_cookie(r, ctx->customer_id, crmcf)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -369,8 +356,8 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 
     /* the header naming the customer never reaches the client */
 
-    if (cmcf->policy->identity.upstream_header.len
-        && ngx_http_crm_identity_upstream(r, cmcf, !set) != NGX_OK)
+    if (crmcf->policy->identity.upstream_header.len
+        && ngx_http_crm_identity_upstream(r, crmcf, !set) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -386,16 +373,16 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_crm_identity_set_cookie(ngx_http_request_t *r, uint64_t customer_id,
-    ngx_http_crm_main_conf_t *cmcf)
+    ngx_http_crm_main_conf_t *crmcf)
 {
     u_char                 *p;
     size_t                  len, n;
     ngx_table_elt_t        *set;
-    ngx_http_crm_policy_t  *policy = cmcf->policy;
+    ngx_http_crm_policy_t  *policy = crmcf->policy;
 
     u_char                  value[NGX_HTTP_CRM_COOKIE_LEN_MAX];
 
-    n = ngx_http_crm_cookie_sign(value, customer_id, ngx_time(), cmcf->keys);
+    n = ngx_http_crm_cookie_sign(value, customer_id, ngx_time(), crmcf->keys);
     if (n == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: signing the customer cookie failed");
@@ -445,7 +432,7 @@ ngx_http_crm_identity_set_cookie(ngx_http_request_t *r, uint64_t customer_id,
 
 static ngx_int_t
 ngx_http_crm_identity_upstream(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf, ngx_uint_t cookie)
+    ngx_http_crm_main_conf_t *crmcf, ngx_uint_t cookie)
 {
     u_char           *email;
     size_t            len;
@@ -455,7 +442,7 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *found;
 
-    name = (ngx_str_t *) &cmcf->policy->identity.upstream_header;
+    name = (ngx_str_t *) &crmcf->policy->identity.upstream_header;
     found = NULL;
 
     part = &r->headers_out.headers.part;
@@ -482,8 +469,8 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
         }
     }
 
-    if (found == NULL || !cookie || cmcf->keys == NULL
-        || cmcf->cache == NULL)
+    if (found == NULL || !cookie || crmcf->keys == NULL
+        || crmcf->cache == NULL)
     {
         return NGX_OK;
     }
@@ -499,11 +486,11 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_crm_cache_get(cmcf->cache, email, len, &id) == NGX_OK) {
-        return ngx_http_crm_identity_set_cookie(r, id, cmcf);
+    if (ngx_http_crm_cache_get(crmcf->cache, email, len, &id) == NGX_OK) {
+        return ngx_http_crm_identity_set_cookie(r, id, crmcf);
     }
 
-    ngx_http_crm_identify(r, cmcf, email, len);
+    ngx_http_crm_identify(r, crmcf, email, len);
 
     return NGX_OK;
 }
@@ -512,7 +499,7 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
 /* a background query, owned by nobody but itself: freed when answered */
 
 static void
-ngx_http_crm_identify(ngx_http_request_t *r, ngx_http_crm_main_conf_t *cmcf,
+ngx_http_crm_identify(ngx_http_request_t *r, ngx_http_crm_main_conf_t *crmcf,
     u_char *email, size_t len)
 {
     ngx_http_crm_identify_t  *id;
@@ -525,19 +512,19 @@ ngx_http_crm_identify(ngx_http_request_t *r, ngx_http_crm_main_conf_t *cmcf,
     ngx_memcpy(id->email, email, len);
     id->email[len] = '\0';
     id->len = len;
-    id->cache = cmcf->cache;
+    id->cache = crmcf->cache;
 
     id->values[0] = (char *) id->email;
-    id->values[1] = (char *) cmcf->policy_sha256;
+    id->values[1] = (char *) crmcf->policy_sha256;
 
     id->query.command = ngx_http_crm_identify_sql;
     id->query.nparams = 2;
     id->query.values = id->values;
-    id->query.timeout = (ngx_msec_t) cmcf->policy->database.timeout;
+    id->query.timeout = (ngx_msec_t) crmcf->policy->database.timeout;
     id->query.handler = ngx_http_crm_identify_done;
     id->query.data = id;
 
-    if (ngx_http_crm_pg_send(cmcf->pg, &id->query) != NGX_OK) {
+    if (ngx_http_crm_pg_send(crmcf->pg, &id->query) != NGX_OK) {
         ngx_free(id);
     }
 }

@@ -121,7 +121,7 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
     ngx_str_t                  conninfo;
     ngx_http_crm_policy_t     *policy;
     ngx_http_crm_pg_hooks_t    hooks;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -129,49 +129,49 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_crm_module);
+    crmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_crm_module);
 
-    if (cmcf == NULL || cmcf->policy == NULL || !cmcf->uses_db) {
+    if (crmcf == NULL || crmcf->policy == NULL || !crmcf->uses_db) {
         return NGX_OK;
     }
 
-    policy = cmcf->policy;
+    policy = crmcf->policy;
 
-    if (ngx_http_crm_event_init_worker(cycle, cmcf) != NGX_OK) {
+    if (ngx_http_crm_event_init_worker(cycle, crmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    cmcf->spool = ngx_http_crm_spool_create(cycle, cmcf);
+    crmcf->spool = ngx_http_crm_spool_create(cycle, crmcf);
 
     ngx_memzero(&hooks, sizeof(ngx_http_crm_pg_hooks_t));
-    hooks.up = &cmcf->stats->conn_up;
-    hooks.busy = &cmcf->stats->conn_busy;
-    hooks.failures = &cmcf->stats->conn_failures;
-    hooks.errors = &cmcf->stats->errors;
+    hooks.up = &crmcf->stats->conn_up;
+    hooks.busy = &crmcf->stats->conn_busy;
+    hooks.failures = &crmcf->stats->conn_failures;
+    hooks.errors = &crmcf->stats->errors;
     hooks.latency = ngx_http_crm_stats_latency;
-    hooks.latency_data = cmcf->stats;
+    hooks.latency_data = crmcf->stats;
     hooks.ready = ngx_http_crm_spool_ready;
-    hooks.ready_data = cmcf->spool;
+    hooks.ready_data = crmcf->spool;
 
     conninfo.len = policy->database.conninfo.len;
     conninfo.data = policy->database.conninfo.data;
 
-    cmcf->pg = ngx_http_crm_pg_create(cycle, &conninfo,
+    crmcf->pg = ngx_http_crm_pg_create(cycle, &conninfo,
                                       policy->database.connections,
                                       (ngx_msec_t) policy->database.timeout,
                                       &hooks);
-    if (cmcf->pg == NULL) {
+    if (crmcf->pg == NULL) {
         return NGX_ERROR;
     }
 
     /* every connection registers the policy the decisions are made with */
 
-    cmcf->on_connect[0] = (char *) cmcf->policy_sha256;
-    cmcf->on_connect[1] = (char *) cmcf->policy_json.data;
+    crmcf->on_connect[0] = (char *) crmcf->policy_sha256;
+    crmcf->on_connect[1] = (char *) crmcf->policy_json.data;
 
-    ngx_http_crm_pg_on_connect(cmcf->pg,
+    ngx_http_crm_pg_on_connect(crmcf->pg,
                                "SELECT crm.register_policy($1, $2::jsonb)",
-                               2, cmcf->on_connect);
+                               2, crmcf->on_connect);
 
     return NGX_OK;
 }
@@ -180,17 +180,17 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_crm_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_crm_module);
+    crmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_crm_module);
 
-    if (cmcf == NULL) {
+    if (crmcf == NULL) {
         return;
     }
 
-    ngx_http_crm_pg_destroy(cmcf->pg);
-    cmcf->pg = NULL;
+    ngx_http_crm_pg_destroy(crmcf->pg);
+    crmcf->pg = NULL;
 
-    ngx_http_crm_spool_destroy(cmcf->spool);
-    cmcf->spool = NULL;
+    ngx_http_crm_spool_destroy(crmcf->spool);
+    crmcf->spool = NULL;
 }

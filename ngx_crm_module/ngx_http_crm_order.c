@@ -33,7 +33,6 @@ static ngx_int_t ngx_http_crm_order_column(ngx_http_request_t *r,
     PGresult *res, int col, ngx_str_t *value);
 static u_char *ngx_http_crm_order_param(u_char *p, ngx_str_t *value,
     const char **param);
-static ngx_int_t ngx_http_crm_order_log(ngx_http_request_t *r);
 
 
 /*
@@ -76,25 +75,6 @@ enum {
 };
 
 
-ngx_int_t
-ngx_http_crm_order_init(ngx_conf_t *cf)
-{
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_crm_order_log;
-
-    return NGX_OK;
-}
-
-
 /*
  * Sends the decision query.  Returns NGX_OK when the request is parked
  * (ngx_http_crm_order_done() resumes it), NGX_DECLINED when it goes on at
@@ -108,22 +88,22 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     size_t                     len, i;
     const char               **v;
     ngx_http_crm_pg_query_t   *q;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     if (ctx->field[NGX_HTTP_CRM_FIELD_EMAIL].len == 0
         && ctx->field[NGX_HTTP_CRM_FIELD_PHONE].len == 0
         && ctx->customer_id == 0)
     {
         ctx->state = NGX_HTTP_CRM_STATE_NO_CUSTOMER;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->no_customer, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->no_customer, 1);
         return NGX_DECLINED;
     }
 
-    if (ngx_http_crm_pg_is_down(cmcf->pg)) {
+    if (ngx_http_crm_pg_is_down(crmcf->pg)) {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
         return NGX_DECLINED;
     }
 
@@ -173,20 +153,20 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                                  &ctx->field[NGX_HTTP_CRM_FIELD_CURRENCY],
                                  &v[NGX_HTTP_CRM_DECIDE_CURRENCY]);
 
-    v[NGX_HTTP_CRM_DECIDE_POLICY] = (char *) cmcf->policy_sha256;
+    v[NGX_HTTP_CRM_DECIDE_POLICY] = (char *) crmcf->policy_sha256;
 
     q = &ctx->query;
 
     q->command = ngx_http_crm_decide_sql;
     q->nparams = NGX_HTTP_CRM_DECIDE_N;
     q->values = ctx->values;
-    q->timeout = (ngx_msec_t) cmcf->policy->database.timeout;
+    q->timeout = (ngx_msec_t) crmcf->policy->database.timeout;
     q->handler = ngx_http_crm_order_done;
     q->data = ctx;
 
-    if (ngx_http_crm_pg_send(cmcf->pg, q) != NGX_OK) {
+    if (ngx_http_crm_pg_send(crmcf->pg, q) != NGX_OK) {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
         return NGX_DECLINED;
     }
 
@@ -217,11 +197,11 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     ngx_int_t                  rc;
     ngx_connection_t          *c;
     ngx_http_request_t        *r;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     r = ctx->request;
     c = r->connection;
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     ctx->parked = 0;
 
@@ -239,18 +219,18 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     if (rc == NGX_OK) {
         ctx->decided = 1;
         ctx->state = NGX_HTTP_CRM_STATE_OK;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->decided, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->decided, 1);
 
     } else if (rc == NGX_DECLINED) {
         ctx->state = NGX_HTTP_CRM_STATE_CONFLICT;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->conflicts, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->conflicts, 1);
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "crm: order id or Idempotency-Key sent again with "
                       "another identity: no decision");
 
     } else {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
-        (void) ngx_atomic_fetch_add(&cmcf->stats->undecided, 1);
+        (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "crm: no order decision in time: the order goes on "
                       "without one");
@@ -390,7 +370,7 @@ ngx_http_crm_order_param(u_char *p, ngx_str_t *value, const char **param)
  * client went away before an answer.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_crm_order_log(ngx_http_request_t *r)
 {
     ngx_uint_t           status;

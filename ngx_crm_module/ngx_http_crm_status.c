@@ -83,12 +83,12 @@ static ngx_http_crm_metric_t  ngx_http_crm_metrics[] = {
 
 static ngx_int_t ngx_http_crm_status_handler(ngx_http_request_t *r);
 static ngx_buf_t *ngx_http_crm_status_json(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *crmcf);
 static ngx_buf_t *ngx_http_crm_status_prometheus(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf);
+    ngx_http_crm_main_conf_t *crmcf);
 static void ngx_http_crm_status_latency(ngx_http_crm_stats_t *st,
     ngx_msec_t *p50, ngx_msec_t *p99, ngx_msec_t *n);
-static void ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *cmcf,
+static void ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *crmcf,
     ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses);
 static int ngx_libc_cdecl ngx_http_crm_cmp_msec(const void *one,
     const void *two);
@@ -118,7 +118,7 @@ ngx_http_crm_status_handler(ngx_http_request_t *r)
     ngx_buf_t                 *b;
     ngx_str_t                  format;
     ngx_chain_t                out;
-    ngx_http_crm_main_conf_t  *cmcf;
+    ngx_http_crm_main_conf_t  *crmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -129,7 +129,7 @@ ngx_http_crm_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
         && format.len == 10
@@ -137,11 +137,11 @@ ngx_http_crm_status_handler(ngx_http_request_t *r)
     {
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
-        b = ngx_http_crm_status_prometheus(r, cmcf);
+        b = ngx_http_crm_status_prometheus(r, crmcf);
 
     } else {
         ngx_str_set(&r->headers_out.content_type, "application/json");
-        b = ngx_http_crm_status_json(r, cmcf);
+        b = ngx_http_crm_status_json(r, crmcf);
     }
 
     if (b == NULL) {
@@ -175,7 +175,7 @@ ngx_http_crm_status_handler(ngx_http_request_t *r)
 
 static ngx_buf_t *
 ngx_http_crm_status_json(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf)
+    ngx_http_crm_main_conf_t *crmcf)
 {
     u_char                 *last;
     size_t                  len;
@@ -188,10 +188,10 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
 
     len = NGX_HTTP_CRM_STATUS_SIZE;
 
-    if (cmcf->policy != NULL) {
-        len += cmcf->policy_file.len
-               + ngx_escape_json(NULL, cmcf->policy_file.data,
-                                 cmcf->policy_file.len);
+    if (crmcf->policy != NULL) {
+        len += crmcf->policy_file.len
+               + ngx_escape_json(NULL, crmcf->policy_file.data,
+                                 crmcf->policy_file.len);
     }
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -205,22 +205,22 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
                            "{\"version\":\"" NGX_HTTP_CRM_VERSION "\","
                            "\"pid\":%P,\"policy\":", ngx_pid);
 
-    if (cmcf->policy == NULL) {
+    if (crmcf->policy == NULL) {
         b->last = ngx_slprintf(b->last, last, "null");
 
     } else {
         b->last = ngx_slprintf(b->last, last, "{\"file\":\"");
-        b->last = (u_char *) ngx_escape_json(b->last, cmcf->policy_file.data,
-                                             cmcf->policy_file.len);
+        b->last = (u_char *) ngx_escape_json(b->last, crmcf->policy_file.data,
+                                             crmcf->policy_file.len);
         b->last = ngx_slprintf(b->last, last,
                                "\",\"sha256\":\"%*s\",\"loaded_at\":\"",
                                (size_t) NGX_HTTP_CRM_SHA256_HEX,
-                               cmcf->policy_sha256);
-        b->last = ngx_http_crm_iso8601(b->last, cmcf->policy_loaded_at);
+                               crmcf->policy_sha256);
+        b->last = ngx_http_crm_iso8601(b->last, crmcf->policy_loaded_at);
         b->last = ngx_slprintf(b->last, last, "\"}");
     }
 
-    st = cmcf->stats;
+    st = crmcf->stats;
 
     if (st != NULL) {
         group = NULL;
@@ -242,7 +242,7 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
         }
 
         ngx_http_crm_status_latency(st, &p50, &p99, &n);
-        ngx_http_crm_status_cache(cmcf, &entries, &hits, &misses);
+        ngx_http_crm_status_cache(crmcf, &entries, &hits, &misses);
 
         b->last = ngx_slprintf(b->last, last,
                                "},\"latency_ms\":{\"p50\":%M,\"p99\":%M,"
@@ -260,7 +260,7 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
 
 static ngx_buf_t *
 ngx_http_crm_status_prometheus(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *cmcf)
+    ngx_http_crm_main_conf_t *crmcf)
 {
     u_char                 *last;
     size_t                  len;
@@ -272,9 +272,9 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
 
     len = NGX_HTTP_CRM_STATUS_SIZE;
 
-    if (cmcf->policy != NULL) {
-        len += cmcf->policy_file.len
-               + ngx_http_crm_escape_label(NULL, &cmcf->policy_file);
+    if (crmcf->policy != NULL) {
+        len += crmcf->policy_file.len
+               + ngx_http_crm_escape_label(NULL, &crmcf->policy_file);
     }
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -290,25 +290,25 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
                    "crm_info{version=\"" NGX_HTTP_CRM_VERSION "\","
                    "pid=\"%P\"} 1\n", ngx_pid);
 
-    if (cmcf->policy != NULL) {
+    if (crmcf->policy != NULL) {
         b->last = ngx_slprintf(b->last, last,
                    "# HELP crm_policy_info The loaded policy file and its "
                    "sha256.\n"
                    "# TYPE crm_policy_info gauge\n"
                    "crm_policy_info{file=\"");
         b->last = (u_char *) ngx_http_crm_escape_label(b->last,
-                                                       &cmcf->policy_file);
+                                                       &crmcf->policy_file);
         b->last = ngx_slprintf(b->last, last,
                    "\",sha256=\"%*s\"} 1\n"
                    "# HELP crm_policy_loaded_timestamp_seconds When the "
                    "policy was loaded.\n"
                    "# TYPE crm_policy_loaded_timestamp_seconds gauge\n"
                    "crm_policy_loaded_timestamp_seconds %T\n",
-                   (size_t) NGX_HTTP_CRM_SHA256_HEX, cmcf->policy_sha256,
-                   cmcf->policy_loaded_at);
+                   (size_t) NGX_HTTP_CRM_SHA256_HEX, crmcf->policy_sha256,
+                   crmcf->policy_loaded_at);
     }
 
-    st = cmcf->stats;
+    st = crmcf->stats;
 
     if (st == NULL) {
         return b;
@@ -325,7 +325,7 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
     }
 
     ngx_http_crm_status_latency(st, &p50, &p99, &n);
-    ngx_http_crm_status_cache(cmcf, &entries, &hits, &misses);
+    ngx_http_crm_status_cache(crmcf, &entries, &hits, &misses);
 
     b->last = ngx_slprintf(b->last, last,
                    "# HELP crm_cache_entries Customers in the shared-memory "
@@ -362,17 +362,17 @@ ngx_http_crm_status_prometheus(ngx_http_request_t *r,
 /* the customer cache's figures, all 0 without one */
 
 static void
-ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *cmcf,
+ngx_http_crm_status_cache(ngx_http_crm_main_conf_t *crmcf,
     ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses)
 {
-    if (cmcf->cache == NULL) {
+    if (crmcf->cache == NULL) {
         *entries = 0;
         *hits = 0;
         *misses = 0;
         return;
     }
 
-    ngx_http_crm_cache_stats(cmcf->cache, entries, hits, misses);
+    ngx_http_crm_cache_stats(crmcf->cache, entries, hits, misses);
 }
 
 
@@ -453,7 +453,7 @@ ngx_http_crm_stats_latency(void *data, ngx_msec_t ms)
  */
 
 ngx_int_t
-ngx_http_crm_stats_zone(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_stats_zone(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
     ngx_shm_zone_t  *zone;
 
@@ -466,10 +466,10 @@ ngx_http_crm_stats_zone(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
     }
 
     zone->init = ngx_http_crm_stats_init;
-    zone->data = cmcf;
+    zone->data = crmcf;
     zone->noreuse = 0;
 
-    cmcf->shm_zone = zone;
+    crmcf->shm_zone = zone;
 
     return NGX_OK;
 }
@@ -478,7 +478,7 @@ ngx_http_crm_stats_zone(ngx_conf_t *cf, ngx_http_crm_main_conf_t *cmcf)
 static ngx_int_t
 ngx_http_crm_stats_init(ngx_shm_zone_t *zone, void *data)
 {
-    ngx_http_crm_main_conf_t *cmcf = zone->data;
+    ngx_http_crm_main_conf_t *crmcf = zone->data;
 
     ngx_slab_pool_t  *shpool;
 
@@ -486,21 +486,21 @@ ngx_http_crm_stats_init(ngx_shm_zone_t *zone, void *data)
 
     if (data != NULL) {
         /* a reload: the old cycle's zone, with its counters */
-        cmcf->stats = ((ngx_http_crm_main_conf_t *) data)->stats;
+        crmcf->stats = ((ngx_http_crm_main_conf_t *) data)->stats;
         return NGX_OK;
     }
 
     if (zone->shm.exists) {
-        cmcf->stats = shpool->data;
+        crmcf->stats = shpool->data;
         return NGX_OK;
     }
 
-    cmcf->stats = ngx_slab_calloc(shpool, sizeof(ngx_http_crm_stats_t));
-    if (cmcf->stats == NULL) {
+    crmcf->stats = ngx_slab_calloc(shpool, sizeof(ngx_http_crm_stats_t));
+    if (crmcf->stats == NULL) {
         return NGX_ERROR;
     }
 
-    shpool->data = cmcf->stats;
+    shpool->data = crmcf->stats;
 
     return NGX_OK;
 }
