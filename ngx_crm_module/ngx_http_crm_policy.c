@@ -111,7 +111,7 @@ typedef struct {
     yaml_mark_t                mark;        /* of the scalar converted */
     size_t                     plen;
     char                       path[NGX_HTTP_CRM_PATHLEN];
-} ngx_http_crm_ctx_t;
+} ngx_http_crm_yaml_ctx_t;
 
 
 /* one mapping being parsed: which keys were seen, and where */
@@ -131,7 +131,7 @@ typedef struct {
  * list item.
  */
 
-typedef int (*ngx_http_crm_check_pt)(ngx_http_crm_ctx_t *ctx, void *obj,
+typedef int (*ngx_http_crm_check_pt)(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
 
 /*
@@ -139,7 +139,7 @@ typedef int (*ngx_http_crm_check_pt)(ngx_http_crm_ctx_t *ctx, void *obj,
  * the struct that holds the key's field.
  */
 
-typedef int (*ngx_http_crm_init_pt)(ngx_http_crm_ctx_t *ctx, void *base);
+typedef int (*ngx_http_crm_init_pt)(ngx_http_crm_yaml_ctx_t *ctx, void *base);
 
 
 struct ngx_http_crm_key_s {
@@ -160,26 +160,27 @@ struct ngx_http_crm_key_s {
 };
 
 
-static ngx_http_crm_policy_t *ngx_http_crm_document(ngx_http_crm_ctx_t *ctx);
-static int ngx_http_crm_next(ngx_http_crm_ctx_t *ctx);
-static int ngx_http_crm_syntax_error(ngx_http_crm_ctx_t *ctx);
-static int ngx_http_crm_map(ngx_http_crm_ctx_t *ctx,
+static ngx_http_crm_policy_t *ngx_http_crm_document(
+    ngx_http_crm_yaml_ctx_t *ctx);
+static int ngx_http_crm_next(ngx_http_crm_yaml_ctx_t *ctx);
+static int ngx_http_crm_syntax_error(ngx_http_crm_yaml_ctx_t *ctx);
+static int ngx_http_crm_map(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, char *obj, ngx_http_crm_frame_t *f);
-static int ngx_http_crm_list(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_list(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, char *base);
-static int ngx_http_crm_value(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_value(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, char *base);
-static int ngx_http_crm_default(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_default(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, char *base, yaml_mark_t *mark);
-static int ngx_http_crm_scalar(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_scalar(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, const unsigned char *v, size_t len,
     int plain, char *field);
-static int ngx_http_crm_string(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_string(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, const unsigned char *v, size_t len,
     int plain, ngx_http_crm_str_t *s);
 static int ngx_http_crm_syntax(ngx_http_crm_kind_e kind,
     const unsigned char *v, size_t len);
-static int ngx_http_crm_template(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_template(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, const unsigned char *v, size_t len);
 static int ngx_http_crm_zone(const unsigned char *v, size_t len);
 static int ngx_http_crm_hours(const unsigned char *v, size_t len,
@@ -189,10 +190,10 @@ static int ngx_http_crm_date(const unsigned char *v, size_t len,
 static const unsigned char *ngx_http_crm_digits(const unsigned char *p,
     const unsigned char *last, int64_t *v);
 static int ngx_http_crm_null(const unsigned char *v, size_t len, int plain);
-static int ngx_http_crm_bad(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_bad(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k, const unsigned char *v, size_t len,
     int plain);
-static int ngx_http_crm_bad_event(ngx_http_crm_ctx_t *ctx,
+static int ngx_http_crm_bad_event(ngx_http_crm_yaml_ctx_t *ctx,
     const ngx_http_crm_key_t *k);
 static void ngx_http_crm_expect(const ngx_http_crm_key_t *k, char *buf,
     size_t size);
@@ -202,36 +203,36 @@ static void ngx_http_crm_names(const char *const *names, const char *open,
     const char *close, char *buf, size_t size);
 static void ngx_http_crm_duration_text(int64_t ms, char *buf, size_t size);
 static void ngx_http_crm_size_text(int64_t n, char *buf, size_t size);
-static int ngx_http_crm_fail(ngx_http_crm_ctx_t *ctx, yaml_mark_t *mark,
+static int ngx_http_crm_fail(ngx_http_crm_yaml_ctx_t *ctx, yaml_mark_t *mark,
     const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-static size_t ngx_http_crm_push(ngx_http_crm_ctx_t *ctx, const char *fmt,
+static size_t ngx_http_crm_push(ngx_http_crm_yaml_ctx_t *ctx, const char *fmt,
     const char *name, size_t n);
-static const char *ngx_http_crm_path(ngx_http_crm_ctx_t *ctx);
-static const char *ngx_http_crm_where(ngx_http_crm_ctx_t *ctx, char *buf,
+static const char *ngx_http_crm_path(ngx_http_crm_yaml_ctx_t *ctx);
+static const char *ngx_http_crm_where(ngx_http_crm_yaml_ctx_t *ctx, char *buf,
     size_t size);
 static int ngx_http_crm_frame_mark(ngx_http_crm_frame_t *f,
     const char *name, yaml_mark_t *mark);
-static void *ngx_http_crm_alloc(ngx_http_crm_ctx_t *ctx, size_t size);
+static void *ngx_http_crm_alloc(ngx_http_crm_yaml_ctx_t *ctx, size_t size);
 static void ngx_http_crm_arena_free(ngx_http_crm_chunk_t *c);
 
-static int ngx_http_crm_check_tier(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_tier(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_check_sla(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_sla(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_check_hours(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_hours(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_check_holiday(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_holiday(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_check_surprises(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_surprises(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_check_banner(ngx_http_crm_ctx_t *ctx, void *obj,
+static int ngx_http_crm_check_banner(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
-static int ngx_http_crm_init_tiers(ngx_http_crm_ctx_t *ctx, void *base);
-static int ngx_http_crm_init_hours(ngx_http_crm_ctx_t *ctx, void *base);
+static int ngx_http_crm_init_tiers(ngx_http_crm_yaml_ctx_t *ctx, void *base);
+static int ngx_http_crm_init_hours(ngx_http_crm_yaml_ctx_t *ctx, void *base);
 
 
 /*
@@ -610,10 +611,10 @@ ngx_http_crm_policy_t *
 ngx_http_crm_policy_parse(const char *file, const unsigned char *data,
     size_t len, char *err, size_t errlen)
 {
-    ngx_http_crm_ctx_t      ctx;
+    ngx_http_crm_yaml_ctx_t      ctx;
     ngx_http_crm_policy_t  *policy;
 
-    memset(&ctx, 0, sizeof(ngx_http_crm_ctx_t));
+    memset(&ctx, 0, sizeof(ngx_http_crm_yaml_ctx_t));
 
     ctx.file = file ? file : "policy";
     ctx.data = data ? data : (const unsigned char *) "";
@@ -667,7 +668,7 @@ ngx_http_crm_policy_free(ngx_http_crm_policy_t *policy)
  */
 
 static ngx_http_crm_policy_t *
-ngx_http_crm_document(ngx_http_crm_ctx_t *ctx)
+ngx_http_crm_document(ngx_http_crm_yaml_ctx_t *ctx)
 {
     char                    got[NGX_HTTP_CRM_GOTLEN];
     yaml_event_t           *ev;
@@ -758,7 +759,7 @@ empty:
  */
 
 static int
-ngx_http_crm_next(ngx_http_crm_ctx_t *ctx)
+ngx_http_crm_next(ngx_http_crm_yaml_ctx_t *ctx)
 {
     char           got[NGX_HTTP_CRM_GOTLEN];
     yaml_char_t   *anchor, *tag;
@@ -825,7 +826,7 @@ ngx_http_crm_next(ngx_http_crm_ctx_t *ctx)
 
 
 static int
-ngx_http_crm_syntax_error(ngx_http_crm_ctx_t *ctx)
+ngx_http_crm_syntax_error(ngx_http_crm_yaml_ctx_t *ctx)
 {
     size_t          i, end;
     yaml_mark_t     mark;
@@ -875,7 +876,7 @@ ngx_http_crm_syntax_error(ngx_http_crm_ctx_t *ctx)
  */
 
 static int
-ngx_http_crm_map(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_map(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     char *obj, ngx_http_crm_frame_t *f)
 {
     char                       where[NGX_HTTP_CRM_PATHLEN + 16];
@@ -1007,7 +1008,7 @@ defaults:
  */
 
 static int
-ngx_http_crm_list(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_list(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     char *base)
 {
     char                      *elts, *item, *p;
@@ -1095,7 +1096,7 @@ ngx_http_crm_list(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
 /* the current event is the value of key k whose struct is base */
 
 static int
-ngx_http_crm_value(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_value(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     char *base)
 {
     yaml_event_t          *ev;
@@ -1138,7 +1139,7 @@ ngx_http_crm_value(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
 /* sets the default of key k, through the same converters as the YAML */
 
 static int
-ngx_http_crm_default(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_default(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     char *base, yaml_mark_t *mark)
 {
     size_t                     plen;
@@ -1184,7 +1185,7 @@ ngx_http_crm_default(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
  */
 
 static int
-ngx_http_crm_scalar(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_scalar(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     const unsigned char *v, size_t len, int plain, char *field)
 {
     size_t                 i;
@@ -1406,7 +1407,7 @@ ngx_http_crm_scalar(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
 /* a string: length, the syntax of its kind, then a copy in the arena */
 
 static int
-ngx_http_crm_string(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_string(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     const unsigned char *v, size_t len, int plain, ngx_http_crm_str_t *s)
 {
     unsigned char  *data;
@@ -1521,7 +1522,7 @@ ngx_http_crm_syntax(ngx_http_crm_kind_e kind, const unsigned char *v,
  */
 
 static int
-ngx_http_crm_template(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_template(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     const unsigned char *v, size_t len)
 {
     char                  names[NGX_HTTP_CRM_PATHLEN];
@@ -1774,7 +1775,7 @@ ngx_http_crm_null(const unsigned char *v, size_t len, int plain)
 /* "PATH" is GOT; EXPECTED */
 
 static int
-ngx_http_crm_bad(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
+ngx_http_crm_bad(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     const unsigned char *v, size_t len, int plain)
 {
     char         got[NGX_HTTP_CRM_GOTLEN];
@@ -1809,7 +1810,8 @@ ngx_http_crm_bad(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k,
 /* the current event is a mapping or a list where k wants something else */
 
 static int
-ngx_http_crm_bad_event(ngx_http_crm_ctx_t *ctx, const ngx_http_crm_key_t *k)
+ngx_http_crm_bad_event(ngx_http_crm_yaml_ctx_t *ctx,
+    const ngx_http_crm_key_t *k)
 {
     char           got[NGX_HTTP_CRM_GOTLEN];
     char           expect[NGX_HTTP_CRM_PATHLEN * 2];
@@ -2087,7 +2089,7 @@ ngx_http_crm_size_text(int64_t n, char *buf, size_t size)
  */
 
 static int
-ngx_http_crm_fail(ngx_http_crm_ctx_t *ctx, yaml_mark_t *mark,
+ngx_http_crm_fail(ngx_http_crm_yaml_ctx_t *ctx, yaml_mark_t *mark,
     const char *fmt, ...)
 {
     int      n;
@@ -2129,8 +2131,8 @@ ngx_http_crm_fail(ngx_http_crm_ctx_t *ctx, yaml_mark_t *mark,
  */
 
 static size_t
-ngx_http_crm_push(ngx_http_crm_ctx_t *ctx, const char *fmt, const char *name,
-    size_t n)
+ngx_http_crm_push(ngx_http_crm_yaml_ctx_t *ctx, const char *fmt,
+    const char *name, size_t n)
 {
     int     rc;
     size_t  plen, room;
@@ -2156,7 +2158,7 @@ ngx_http_crm_push(ngx_http_crm_ctx_t *ctx, const char *fmt, const char *name,
 /* "feedback.sla.target", "banners[0].id": the key being parsed */
 
 static const char *
-ngx_http_crm_path(ngx_http_crm_ctx_t *ctx)
+ngx_http_crm_path(ngx_http_crm_yaml_ctx_t *ctx)
 {
     return ctx->path + (ctx->path[0] == '.');
 }
@@ -2165,7 +2167,7 @@ ngx_http_crm_path(ngx_http_crm_ctx_t *ctx)
 /* "in \"database\"" or "in the policy", for messages about a mapping */
 
 static const char *
-ngx_http_crm_where(ngx_http_crm_ctx_t *ctx, char *buf, size_t size)
+ngx_http_crm_where(ngx_http_crm_yaml_ctx_t *ctx, char *buf, size_t size)
 {
     if (ctx->plen == 0) {
         return "in the policy";
@@ -2203,7 +2205,7 @@ ngx_http_crm_frame_mark(ngx_http_crm_frame_t *f, const char *name,
 /* the arena: zeroed memory, aligned for any field, freed all at once */
 
 static void *
-ngx_http_crm_alloc(ngx_http_crm_ctx_t *ctx, size_t size)
+ngx_http_crm_alloc(ngx_http_crm_yaml_ctx_t *ctx, size_t size)
 {
     char                  *p;
     size_t                 hdr, chunk;
@@ -2270,7 +2272,7 @@ ngx_http_crm_arena_free(ngx_http_crm_chunk_t *c)
 /* tiers: unique names, listed in strictly ascending paid_orders */
 
 static int
-ngx_http_crm_check_tier(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_tier(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     char                     got[NGX_HTTP_CRM_GOTLEN];
@@ -2315,7 +2317,7 @@ ngx_http_crm_check_tier(ngx_http_crm_ctx_t *ctx, void *obj,
 /* sla: target <= limit, reported at target */
 
 static int
-ngx_http_crm_check_sla(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_sla(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     char                 a[32], b[32];
@@ -2347,7 +2349,7 @@ ngx_http_crm_check_sla(ngx_http_crm_ctx_t *ctx, void *obj,
 /* hours: a due time must exist, so one day at least is open */
 
 static int
-ngx_http_crm_check_hours(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_hours(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     size_t               i;
@@ -2373,7 +2375,7 @@ ngx_http_crm_check_hours(ngx_http_crm_ctx_t *ctx, void *obj,
 /* holidays: kept sorted and unique, by insertion of each new date */
 
 static int
-ngx_http_crm_check_holiday(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_holiday(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     size_t               i;
@@ -2406,7 +2408,7 @@ ngx_http_crm_check_holiday(ngx_http_crm_ctx_t *ctx, void *obj,
 /* surprises: a probability needs something to give */
 
 static int
-ngx_http_crm_check_surprises(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_surprises(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     yaml_mark_t                mark;
@@ -2432,7 +2434,7 @@ ngx_http_crm_check_surprises(ngx_http_crm_ctx_t *ctx, void *obj,
 /* banners: unique ids; the birthday keys only on a birthday banner */
 
 static int
-ngx_http_crm_check_banner(ngx_http_crm_ctx_t *ctx, void *obj,
+ngx_http_crm_check_banner(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n)
 {
     char                       got[NGX_HTTP_CRM_GOTLEN];
@@ -2490,7 +2492,7 @@ ngx_http_crm_check_banner(ngx_http_crm_ctx_t *ctx, void *obj,
 /* the default tier list: one tier, member, 5% from the first paid order */
 
 static int
-ngx_http_crm_init_tiers(ngx_http_crm_ctx_t *ctx, void *base)
+ngx_http_crm_init_tiers(ngx_http_crm_yaml_ctx_t *ctx, void *base)
 {
     ngx_http_crm_tier_t     *t;
     ngx_http_crm_loyalty_t  *loyalty;
@@ -2525,7 +2527,7 @@ ngx_http_crm_init_tiers(ngx_http_crm_ctx_t *ctx, void *base)
 /* the default hours: Monday to Friday, 09:00-18:00 */
 
 static int
-ngx_http_crm_init_hours(ngx_http_crm_ctx_t *ctx, void *base)
+ngx_http_crm_init_hours(ngx_http_crm_yaml_ctx_t *ctx, void *base)
 {
     size_t               i;
     ngx_http_crm_sla_t  *sla;
