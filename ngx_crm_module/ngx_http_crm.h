@@ -196,27 +196,6 @@ extern ngx_module_t  ngx_http_crm_module;
 extern ngx_str_t     ngx_http_crm_states[];
 
 
-/* ngx_http_crm_conf.c */
-void *ngx_http_crm_create_main_conf(ngx_conf_t *cf);
-void *ngx_http_crm_create_srv_conf(ngx_conf_t *cf);
-char *ngx_http_crm_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
-void *ngx_http_crm_create_loc_conf(ngx_conf_t *cf);
-char *ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
-ngx_int_t ngx_http_crm_postconfiguration(ngx_conf_t *cf);
-char *ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_crm_status_conf_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-/* ngx_http_crm_status.c */
-ngx_int_t ngx_http_crm_stats_zone(ngx_conf_t *cf,
-    ngx_http_crm_main_conf_t *crmcf);
-void ngx_http_crm_stats_latency(void *data, ngx_msec_t ms);
-
 /* ngx_http_crm_spool.c */
 ngx_http_crm_spool_t *ngx_http_crm_spool_create(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *crmcf);
@@ -224,29 +203,6 @@ ngx_int_t ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool,
     u_char *line, size_t len, ngx_uint_t event);
 void ngx_http_crm_spool_ready(void *data);
 void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
-
-/* ngx_http_crm_capture.c */
-ngx_int_t ngx_http_crm_capture_handler(ngx_http_request_t *r);
-ngx_http_crm_ctx_t *ngx_http_crm_get_ctx(ngx_http_request_t *r);
-
-/* ngx_http_crm_order.c */
-ngx_int_t ngx_http_crm_order_decide(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx);
-ngx_int_t ngx_http_crm_order_log(ngx_http_request_t *r);
-
-/* ngx_http_crm_identity.c */
-ngx_int_t ngx_http_crm_identity_strip(ngx_http_request_t *r);
-void ngx_http_crm_identity_filter_init(void);
-ngx_int_t ngx_http_crm_identity_keys(ngx_conf_t *cf,
-    ngx_http_crm_main_conf_t *crmcf);
-void ngx_http_crm_identity_cookie(ngx_http_request_t *r,
-    ngx_http_crm_ctx_t *ctx);
-
-/* ngx_http_crm_variables.c */
-ngx_int_t ngx_http_crm_add_variables(ngx_conf_t *cf);
-
-char *ngx_http_crm_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 
 #endif /* _NGX_HTTP_CRM_H_INCLUDED_ */

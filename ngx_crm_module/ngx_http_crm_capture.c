@@ -26,6 +26,9 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_capture.h"
+#include "ngx_http_crm_order.h"
+#include "ngx_http_crm_identity.h"
 #include "ngx_http_crm_body.h"
 #include "ngx_http_crm_event.h"
 

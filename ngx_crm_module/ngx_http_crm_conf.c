@@ -24,6 +24,11 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_conf.h"
+#include "ngx_http_crm_capture.h"
+#include "ngx_http_crm_order.h"
+#include "ngx_http_crm_identity.h"
+#include "ngx_http_crm_status.h"
 
 #include <openssl/evp.h>
 

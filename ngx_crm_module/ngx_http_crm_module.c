@@ -12,6 +12,9 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_conf.h"
+#include "ngx_http_crm_status.h"
+#include "ngx_http_crm_variables.h"
 #include "ngx_http_crm_event.h"
 
 

@@ -22,6 +22,8 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_order.h"
+#include "ngx_http_crm_capture.h"
 #include "ngx_http_crm_event.h"
 
 

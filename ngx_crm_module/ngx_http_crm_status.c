@@ -13,6 +13,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_status.h"
 
 
 #define NGX_HTTP_CRM_STATUS_SIZE      8192

@@ -13,6 +13,8 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_variables.h"
+#include "ngx_http_crm_capture.h"
 
 
 static ngx_int_t ngx_http_crm_variable_str(ngx_http_request_t *r,
