@@ -267,6 +267,9 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
 
     found = 0;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "crm identity strip handler");
+
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
 
@@ -336,6 +339,10 @@ ngx_http_crm_identity_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_crm_get_ctx(r);
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "crm identity header filter, status %ui, decided %d",
+                   r->headers_out.status, ctx ? (int) ctx->decided : -1);
 
     /*
      * a cookie names a customer only for a browser that showed it is her:

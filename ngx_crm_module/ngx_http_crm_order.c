@@ -207,6 +207,10 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     ctx->parked = 0;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "crm order decision callback, result %p, status %s",
+                   res, res ? PQresStatus(PQresultStatus(res)) : "none");
+
     if (res == NULL
         || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1
@@ -384,7 +388,16 @@ ngx_http_crm_order_log(ngx_http_request_t *r)
 
     ctx = ngx_http_crm_get_ctx(r);
 
-    if (ctx == NULL || !ctx->decided) {
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "crm order log handler: decided %d, status %ui, state %V",
+                   (int) ctx->decided, r->headers_out.status,
+                   &ngx_http_crm_states[ctx->state]);
+
+    if (!ctx->decided) {
         return NGX_OK;
     }
 
