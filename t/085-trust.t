@@ -338,9 +338,9 @@ sub lock_customer {
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
         open STDOUT, '>', '/dev/null';
-        exec 'psql', '-X', '-q', '-h', '127.0.0.1', '-p', pg_port(), '-U', 'postgres',
-             '-d', 'crm', '-c', "BEGIN; SELECT 1 FROM crm.customer WHERE customer_id = $id"
-             . " FOR UPDATE; SELECT pg_sleep($seconds); COMMIT;";
+        { exec 'psql', '-X', '-q', '-h', '127.0.0.1', '-p', pg_port(), '-U', 'postgres',
+               '-d', 'crm', '-c', "BEGIN; SELECT 1 FROM crm.customer WHERE customer_id = $id"
+               . " FOR UPDATE; SELECT pg_sleep($seconds); COMMIT;" };
         POSIX::_exit(1);
     }
     wait_for(sub { db("SELECT count(*) FROM pg_stat_activity"
