@@ -51,8 +51,6 @@ static void ngx_http_crm_capture_bound(ngx_http_crm_ctx_t *ctx);
 static void ngx_http_crm_capture_cleanup(void *data);
 
 
-
-
 /* the fields each kind of event reads, as bits of ngx_http_crm_field_e */
 
 #define ngx_http_crm_bit(f)  (1 << NGX_HTTP_CRM_FIELD_ ## f)
@@ -73,7 +71,6 @@ static ngx_uint_t  ngx_http_crm_kind_fields[] = {
     | ngx_http_crm_bit(RATING) | ngx_http_crm_bit(CATEGORY)
     | ngx_http_crm_bit(MESSAGE)                         /* feedback */
 };
-
 
 
 ngx_int_t
@@ -189,8 +186,12 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
         && ctx->state != NGX_HTTP_CRM_STATE_BAD_BODY
         && ngx_http_crm_order_decide(r, ctx) == NGX_OK)
     {
-        /* parked: the decision's callback wakes the request */
+        /*
+         * parked: the decision's callback wakes the request; a client
+         * that leaves meanwhile ends it (499), as in the content phase
+         */
         ctx->phase = NGX_HTTP_CRM_PHASE_DECIDING;
+        r->read_event_handler = ngx_http_test_reading;
         return;
     }
 
@@ -487,6 +488,16 @@ ngx_http_crm_get_ctx(ngx_http_request_t *r)
         if (cln->handler == ngx_http_crm_capture_cleanup) {
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
+
+            /*
+             * redirected while its body was read: the read failed (413,
+             * 400 from error_page), and no body handler will come
+             */
+
+            if (ctx->phase == NGX_HTTP_CRM_PHASE_BODY) {
+                ctx->phase = NGX_HTTP_CRM_PHASE_DONE;
+            }
+
             return ctx;
         }
     }
@@ -496,10 +507,12 @@ ngx_http_crm_get_ctx(ngx_http_request_t *r)
 
 
 /*
- * The request is freed.  If it is still parked for its order decision,
- * the query is detached (its answer, if any, is dropped) and the event is
- * recorded undecided, so that PostgreSQL gives back whatever the late
- * decision reserves.
+ * The request is freed before its event was recorded: the client left
+ * while it was parked for its order decision (ngx_http_test_reading()
+ * finalized it with 499), or between the decision and the handler's next
+ * run.  A query still running is detached (its answer, if any, is
+ * dropped) and the event is recorded undecided, so that PostgreSQL gives
+ * back whatever the late decision reserves.
  */
 
 static void
@@ -509,20 +522,28 @@ ngx_http_crm_capture_cleanup(void *data)
 
     ngx_http_crm_main_conf_t  *crmcf;
 
-    if (!ctx->parked) {
+    if (ctx->phase != NGX_HTTP_CRM_PHASE_DECIDING
+        && ctx->phase != NGX_HTTP_CRM_PHASE_READY)
+    {
         return;
     }
 
-    ngx_http_crm_pg_detach(&ctx->query);
-    ctx->parked = 0;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "crm capture cleanup, phase %ui", ctx->phase);
 
-    crmcf = ngx_http_get_module_main_conf(ctx->request, ngx_http_crm_module);
+    if (ctx->parked) {
+        ngx_http_crm_pg_detach(&ctx->query);
+        ctx->parked = 0;
 
-    ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
-    (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
+        crmcf = ngx_http_get_module_main_conf(ctx->request,
+                                              ngx_http_crm_module);
 
-    if (ctx->reason == NULL) {
-        ctx->reason = "the request ended while its decision was awaited";
+        ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;
+        (void) ngx_atomic_fetch_add(&crmcf->stats->undecided, 1);
+
+        if (ctx->reason == NULL) {
+            ctx->reason = "the client left while the decision was awaited";
+        }
     }
 
     ngx_http_crm_event_record(ctx->request, ctx);

@@ -37,6 +37,7 @@ typedef struct {
 } ngx_http_crm_identify_t;
 
 
+static ngx_uint_t ngx_http_crm_identity_is_crm(ngx_str_t *key);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
     uint64_t customer_id, ngx_http_crm_main_conf_t *crmcf);
@@ -243,6 +244,24 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
 
 /*
+ * X-CRM-*, in any case, and X_CRM_* too: with underscores_in_headers on,
+ * a FastCGI or CGI shop reads both as HTTP_X_CRM_*.
+ */
+
+static ngx_uint_t
+ngx_http_crm_identity_is_crm(ngx_str_t *key)
+{
+    u_char  *k = key->data;
+
+    return key->len > 6
+           && (k[0] | 0x20) == 'x'
+           && (k[1] == '-' || k[1] == '_')
+           && ngx_strncasecmp(k + 2, (u_char *) "crm", 3) == 0
+           && (k[5] == '-' || k[5] == '_');
+}
+
+
+/*
  * Post-read phase: X-CRM-* request headers from the client are removed, so
  * that the shop can trust the ones nginx adds; only in a server where the
  * module acts (ngx_http_crm_srv_conf_t), so that a second server of the
@@ -274,9 +293,7 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len > 6
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-crm-", 6) == 0)
-            {
+            if (ngx_http_crm_identity_is_crm(&h[i].key)) {
                 found++;
             }
         }
@@ -296,9 +313,7 @@ ngx_http_crm_identity_strip(ngx_http_request_t *r)
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len > 6
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "x-crm-", 6) == 0)
-            {
+            if (ngx_http_crm_identity_is_crm(&h[i].key)) {
                 ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                                "crm: client header \"%V: %V\" removed",
                                &h[i].key, &h[i].value);

@@ -246,6 +246,14 @@ ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     ctx->phase = NGX_HTTP_CRM_PHASE_READY;
     r->main->count--;
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (ngx_terminate) {
+        /* the worker is dying (pool destroyed): record, send nothing on */
+        ngx_http_crm_event_record(r, ctx);
+        ctx->phase = NGX_HTTP_CRM_PHASE_DONE;
+        return;
+    }
 
     r->write_event_handler(r);
 

@@ -89,6 +89,12 @@ $shop_headers
 location \@sorry {
     return 503;
 }
+location /orders-small/ {
+    crm_capture order;
+    client_max_body_size 100;
+    error_page 413 /orders-small/too-large;
+    proxy_pass http://127.0.0.1:$SHOP;
+}
 location = /crm { crm_status; }
 CONF
 
@@ -418,9 +424,24 @@ for my $hold (0.8, 2.5) {
     ok(wait_for(sub { db("SELECT status FROM crm.promise_ledger WHERE promise_id = $pl") eq 'open' }, 10),
        '... and what it reserved is given back');
     is(db("SELECT discount || '|' || (status = 'placed') FROM crm.orders WHERE order_id = 'L-$n-2'"),
-       ($hold > 1 ? '0' : '3') . '|false', '... the order is not placed');
+       '0|false', '... the order is not placed, and keeps 0 %');
+    is(db("SELECT state || '|' || reason FROM crm.interactions WHERE order_id = 'L-$n-2'"),
+       'db_unavailable|the client left while the decision was awaited',
+       '... noticed while parked: the shop never got it');
     error_log_clean($off, name => "client gone ($hold s): no error",
                     expect => [qr/client prematurely closed|no order decision in time|query timed out/]);
 }
+
+# --- an error_page redirect while the body is read, into a capturing location -
+
+$off = error_log_offset();
+my $big = 'x' x 500;
+my ($st) = http_raw("POST /orders-small/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                    . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $big, $big), 5);
+ok(defined $st, 'a chunked body over client_max_body_size with error_page into a'
+                . ' capturing location is answered, not left hanging');
+error_log_clean($off, name => 'error_page 413: only the too large body',
+                expect => [qr/client intended to send too large chunked body/]);
 
 done_testing();
