@@ -5,7 +5,7 @@
 
 
 /*
- * Unit tests of the policy loader (ngx_http_crm_policy.c), printing TAP.
+ * Unit tests of the policy loader (ngx_http_crm_policy*.c), printing TAP.
  *
  * examples/crm.yaml is found through $CRM_ROOT, else relative to this
  * binary (t/unit/policy -> ../../examples/crm.yaml).  The example must
