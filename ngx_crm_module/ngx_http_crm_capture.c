@@ -18,7 +18,9 @@
 
 
 #include "ngx_http_crm.h"
-#include "ngx_http_crm_body.h"
+#include "ngx_http_crm_json.h"
+#include "ngx_http_crm_form.h"
+#include "ngx_http_crm_fields.h"
 
 #include <openssl/rand.h>
 

@@ -22,7 +22,7 @@
 
 
 #include "ngx_http_crm.h"
-#include "ngx_http_crm_body.h"
+#include "ngx_http_crm_json.h"
 
 
 static void ngx_http_crm_order_done(ngx_http_crm_pg_query_t *q,
