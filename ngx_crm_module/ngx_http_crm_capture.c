@@ -29,7 +29,9 @@
 #include "ngx_http_crm_capture.h"
 #include "ngx_http_crm_order.h"
 #include "ngx_http_crm_identity.h"
-#include "ngx_http_crm_body.h"
+#include "ngx_http_crm_json.h"
+#include "ngx_http_crm_form.h"
+#include "ngx_http_crm_fields.h"
 #include "ngx_http_crm_event.h"
 
 

@@ -23,7 +23,7 @@
 #include "ngx_http_crm.h"
 #include "ngx_http_crm_identity.h"
 #include "ngx_http_crm_capture.h"
-#include "ngx_http_crm_body.h"
+#include "ngx_http_crm_fields.h"
 #include "ngx_http_crm_cookie.h"
 #include "ngx_http_crm_cache.h"
 

@@ -4,14 +4,15 @@
  */
 
 
-#ifndef _NGX_HTTP_CRM_BODY_H_INCLUDED_
-#define _NGX_HTTP_CRM_BODY_H_INCLUDED_
+#ifndef _NGX_HTTP_CRM_JSON_H_INCLUDED_
+#define _NGX_HTTP_CRM_JSON_H_INCLUDED_
 
 
 /*
- * The request-body core: plain C, no nginx headers, no allocation.
- * Callers pass pointers and lengths and provide every output buffer;
- * see ngx_http_crm_body.c for the rules each function follows.
+ * JSON text, plain C, no nginx headers, no allocation: the check
+ * (ngx_http_crm_json.c) and the pointer lookups and unescaping
+ * (ngx_http_crm_json_walk.c).  Callers pass pointers and lengths and
+ * provide every output buffer.
  */
 
 
@@ -24,16 +25,8 @@
 /* max_depth above this is treated as this (the checker's stack is a bitmap) */
 #define NGX_HTTP_CRM_JSON_DEPTH_MAX  1024
 
-/* json_get_many() walks for this many pointers, more go to json_get() */
+/* json_get_many() follows this many pointers a pass */
 #define NGX_HTTP_CRM_JSON_GET_MAX    16
-
-/*
- * The output size form_to_json() needs for a form body of len bytes:
- * every input byte becomes at most 6 bytes ("\u00XX"), each pair adds
- * at most 6 bytes of quotes, colon and comma, plus the braces.
- */
-#define ngx_http_crm_form_json_size(len)  (6 * (size_t) (len) + 8)
-
 
 typedef enum {
     NGX_HTTP_CRM_JSON_STRING = 1,
@@ -54,6 +47,18 @@ typedef struct {
 } ngx_http_crm_json_value_t;
 
 
+/* what the next byte of a UTF-8 sequence may be, and how many remain */
+typedef struct {
+    unsigned         need;
+    unsigned char    lo;
+    unsigned char    hi;
+} ngx_http_crm_utf8_t;
+
+
+#define ngx_http_crm_json_is_ws(c)                                            \
+    ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+
+
 int ngx_http_crm_json_check(const unsigned char *p, size_t len,
     unsigned max_depth, const char **reason);
 int ngx_http_crm_json_get(const unsigned char *json, size_t len,
@@ -65,18 +70,24 @@ size_t ngx_http_crm_json_unescape(const unsigned char *s, size_t len,
     unsigned char *out);
 int ngx_http_crm_json_pointer_valid(const unsigned char *p, size_t len);
 
-int ngx_http_crm_form_to_json(const unsigned char *p, size_t len,
-    unsigned char *out, size_t *outlen, const char **reason);
-int ngx_http_crm_form_get(const unsigned char *p, size_t len,
-    const unsigned char *pointer, size_t plen, unsigned char *out,
-    size_t *outlen);
-int ngx_http_crm_form_pointer(const unsigned char *pointer, size_t plen,
-    unsigned char *out);
-
-size_t ngx_http_crm_email_normalize(const unsigned char *in, size_t len,
-    unsigned char *out);
-size_t ngx_http_crm_phone_normalize(const unsigned char *in, size_t len,
-    unsigned char *out);
+/* shared by the check, the walk and the form converter */
+size_t ngx_http_crm_json_escape(const unsigned char **pp,
+    const unsigned char *end, unsigned char *out);
+int ngx_http_crm_utf8_next(ngx_http_crm_utf8_t *u, unsigned c);
+int ngx_http_crm_hex(unsigned c);
 
 
-#endif /* _NGX_HTTP_CRM_BODY_H_INCLUDED_ */
+/* skips JSON whitespace */
+
+static inline const unsigned char *
+ngx_http_crm_json_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && ngx_http_crm_json_is_ws(*p)) {
+        p++;
+    }
+
+    return p;
+}
+
+
+#endif /* _NGX_HTTP_CRM_JSON_H_INCLUDED_ */
