@@ -369,6 +369,72 @@ COMMENT ON FUNCTION crm.decide_order(jsonb, text) IS
     '(event_id, order_id, idempotency_key, email, phone, customer_id, name, '
     'birthday, total, currency), the decision as jsonb.';
 
+-- lock_decided_order: the decided order of event ev, its customer's row
+-- locked first and then its own (the order of locks above); NULL when the
+-- event has no order or its order was not decided.
+CREATE OR REPLACE FUNCTION crm.lock_decided_order(ev uuid)
+RETURNS crm.orders
+LANGUAGE plpgsql AS $$
+DECLARE
+    o  crm.orders;
+BEGIN
+    SELECT * INTO o FROM crm.orders x WHERE x.event_id = ev;
+
+    IF NOT FOUND OR NOT o.decided THEN
+        RETURN NULL;
+    END IF;
+
+    PERFORM 1 FROM crm.customer x
+     WHERE x.customer_id = o.customer_id FOR UPDATE;
+
+    SELECT * INTO o FROM crm.orders x WHERE x.event_id = ev FOR UPDATE;
+    RETURN o;
+END
+$$;
+
+COMMENT ON FUNCTION crm.lock_decided_order(uuid) IS
+    'Internal: the decided order of an event, locked with its customer.';
+
+-- record_undecided_order: books an order that went upstream without a
+-- decision, as the event e names it, to the customer it names (found or
+-- created): no discount, promise or gift.  Returns that customer, NULL when
+-- nothing names one; records nothing when the order is there already (a
+-- late decision that held the customer's row may have come first).
+CREATE OR REPLACE FUNCTION crm.record_undecided_order(e jsonb, order_id text)
+RETURNS crm.customer
+LANGUAGE plpgsql AS $$
+DECLARE
+    c  crm.customer;
+BEGIN
+    c := crm.find_customer(e ->> 'email', e ->> 'phone',
+                           crm.parse_id(e ->> 'customer_id'),
+                           e ->> 'name', crm.parse_date(e ->> 'birthday'),
+                           crm.policy_doc(e ->> 'policy'));
+
+    IF c.customer_id IS NOT NULL THEN
+        INSERT INTO crm.orders (event_id, customer_id, order_id, status,
+                                decided, policy, total, currency, decision,
+                                created_at)
+        VALUES ((e ->> 'event_id')::uuid, c.customer_id,
+                record_undecided_order.order_id, 'attempted', false,
+                e ->> 'policy', crm.parse_money(e ->> 'total'),
+                left(nullif(e ->> 'currency', ''), 16),
+                jsonb_build_object('customer_id', c.customer_id, 'card', NULL,
+                                   'tier', NULL, 'discount', 0,
+                                   'promises', '[]'::jsonb, 'gift', NULL,
+                                   'holdout', c.holdout, 'repeat', false),
+                coalesce(to_timestamp((e ->> 'received_at')::float8), now()))
+        ON CONFLICT DO NOTHING;
+    END IF;
+
+    RETURN c;
+END
+$$;
+
+COMMENT ON FUNCTION crm.record_undecided_order(jsonb, text) IS
+    'Internal: an order recorded without a decision, booked to the '
+    'customer its event names.';
+
 -- undecide_order: the order of event ev went to the shop with no decision
 -- (the decision came too late, or its client left while it was parked),
 -- yet a late decision may have been committed: its promises open again,
@@ -378,16 +444,11 @@ CREATE OR REPLACE FUNCTION crm.undecide_order(ev uuid, OUT day date,
     OUT cost numeric)
 LANGUAGE plpgsql AS $$
 DECLARE
-    o  crm.orders;
+    o  crm.orders := crm.lock_decided_order(ev);
 BEGIN
-    SELECT * INTO o FROM crm.orders x WHERE x.event_id = ev;
-
-    IF NOT FOUND OR NOT o.decided THEN
+    IF o.event_id IS NULL THEN
         RETURN;
     END IF;
-
-    PERFORM 1 FROM crm.customer x
-     WHERE x.customer_id = o.customer_id FOR UPDATE;
 
     UPDATE crm.promise AS p
        SET status = 'open', used_by = NULL, updated_at = now()
@@ -448,28 +509,11 @@ BEGIN
             RETURN;         -- another event's order: a retry or a conflict
         END IF;
 
-        c := crm.find_customer(e ->> 'email', e ->> 'phone',
-                               crm.parse_id(e ->> 'customer_id'),
-                               e ->> 'name', crm.parse_date(e ->> 'birthday'),
-                               crm.policy_doc(e ->> 'policy'));
+        c := crm.record_undecided_order(e, v_order);
 
         IF c.customer_id IS NULL THEN
             RETURN;
         END IF;
-
-        -- a late decision that held the customer's row may have come first
-        INSERT INTO crm.orders (event_id, customer_id, order_id, status,
-                                decided, policy, total, currency, decision,
-                                created_at)
-        VALUES (v_event, c.customer_id, v_order, 'attempted', false,
-                e ->> 'policy', crm.parse_money(e ->> 'total'),
-                left(nullif(e ->> 'currency', ''), 16),
-                jsonb_build_object('customer_id', c.customer_id, 'card', NULL,
-                                   'tier', NULL, 'discount', 0,
-                                   'promises', '[]'::jsonb, 'gift', NULL,
-                                   'holdout', c.holdout, 'repeat', false),
-                coalesce(to_timestamp((e ->> 'received_at')::float8), now()))
-        ON CONFLICT DO NOTHING;
 
         UPDATE crm.event AS x SET customer_id = c.customer_id
          WHERE x.event_id = v_event AND x.customer_id IS NULL;
@@ -497,16 +541,11 @@ DECLARE
     v_event   uuid := (e ->> 'event_id')::uuid;
     v_code    integer := crm.parse_id(e ->> 'status');
 BEGIN
-    SELECT * INTO o FROM crm.orders x WHERE x.event_id = v_event;
+    o := crm.lock_decided_order(v_event);
 
-    IF NOT FOUND OR NOT o.decided THEN
+    IF o.event_id IS NULL THEN
         RETURN;
     END IF;
-
-    PERFORM 1 FROM crm.customer x
-     WHERE x.customer_id = o.customer_id FOR UPDATE;
-
-    SELECT * INTO o FROM crm.orders x WHERE x.event_id = v_event FOR UPDATE;
 
     IF v_code BETWEEN 200 AND 299 THEN
         IF o.status IN ('attempted', 'abandoned') THEN

@@ -60,27 +60,10 @@ BEGIN
         SELECT * INTO c FROM crm.customer x
          WHERE x.customer_id = o.customer_id FOR UPDATE;
     ELSE
-        c := crm.find_customer(e ->> 'email', e ->> 'phone',
-                               crm.parse_id(e ->> 'customer_id'),
-                               e ->> 'name',
-                               crm.parse_date(e ->> 'birthday'), doc);
+        c := crm.record_undecided_order(e, v_order);
         IF c.customer_id IS NULL THEN
             RETURN;
         END IF;
-
-        INSERT INTO crm.orders (event_id, customer_id, order_id, status,
-                                decided, policy, total, currency, decision,
-                                created_at)
-        VALUES (v_event, c.customer_id, v_order, 'attempted', false,
-                e ->> 'policy', crm.parse_money(e ->> 'total'),
-                nullif(e ->> 'currency', ''),
-                jsonb_build_object('customer_id', c.customer_id,
-                                   'card', NULL, 'tier', NULL,
-                                   'discount', 0, 'promises', '[]'::jsonb,
-                                   'gift', NULL, 'holdout', c.holdout,
-                                   'repeat', false),
-                v_at)
-        ON CONFLICT DO NOTHING;
     END IF;
 
     SELECT * INTO o FROM crm.orders x WHERE x.order_id = v_order FOR UPDATE;
