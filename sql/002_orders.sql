@@ -1,22 +1,7 @@
 -- 002: customers, orders, promises, loyalty cards and surprises.
 --
--- The module makes one synchronous call per order, crm.decide_order(), and
--- sends everything else (payments, order statuses, the upstream's answer to
--- an order) through the spool, into crm.record_events().  Every rule that
--- is money (a promise reserved once, the daily gift budget) is enforced
--- here, so it holds for any number of nginx workers and nodes.
---
--- Locks, always taken in this order so that nothing deadlocks:
---
---     the order key (advisory, decide_order only)
---     -> the customer row (FOR UPDATE)
---     -> that customer's orders, promises, gifts
---     -> the gift budget row of a day (shop-wide: whoever holds it never
---        waits for another customer; batches take it at their very end)
---
--- One customer's orders are therefore decided one at a time, on any node;
--- batches that apply events take crm.apply_lock() first, so two batches
--- never lock customers in opposite orders.
+-- The functions that decide orders and apply what the shop says of them,
+-- and the order in which they take locks, are in sql/fn_orders.sql.
 --
 -- States of a promise:  open -> reserved (by an order being decided)
 --     -> kept (the upstream took the order) or -> open (it refused it, or
