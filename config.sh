@@ -183,40 +183,25 @@ cmd_fuzz() {
 }
 
 # db: brings a database to the schema of sql/, safely while nginx runs.
-# First each migration sql/NNN_name.sql (tables, indexes, data) newer than
-# crm.schema_version, once, in one transaction with its version row; then,
-# every time, the functions and views, SQL_REPEATABLE in that order (each
-# file's dependencies before it), all in one transaction.  Each transaction
-# takes the advisory lock 'ngx_crm schema' first and reads crm.schema_version
-# again under it, so two nodes applying at once take turns instead of both
-# applying a migration.
+# Each migration sql/NNN_name.sql (tables, indexes, data) newer than
+# crm.schema_version is applied once, in one transaction with its version
+# row; the functions and views, SQL_REPEATABLE in that order (each file's
+# dependencies before it), are applied every time, in one transaction: the
+# last migration's, so that a module which waits for that version finds
+# them with it, else their own.  Each transaction takes the advisory lock
+# 'ngx_crm schema' first and reads crm.schema_version again under it, so
+# two nodes applying at once take turns instead of both applying a
+# migration.
 SQL_REPEATABLE=(fn_helpers fn_policy fn_customers fn_orders fn_payments
                 fn_events fn_forget views_staff)
 
-cmd_db() {
-    local conninfo=${1:-${CRM_CONNINFO:-}} f base version have out
-    local -a psql=(psql -X -q -v ON_ERROR_STOP=1 -d "$conninfo")
-    command -v psql >/dev/null || die "psql not found: ./config.sh deps"
-    for f in "$ROOT"/sql/*.sql; do
-        base=$(basename "$f" .sql)
-        [[ $base == [0-9][0-9][0-9]_* ]] && continue
-        [[ " ${SQL_REPEATABLE[*]} " == *" $base "* ]] \
-            || die "sql/$base.sql is neither a migration nor in SQL_REPEATABLE"
-    done
-    for f in "$ROOT"/sql/[0-9][0-9][0-9]_*.sql; do
-        base=$(basename "$f" .sql)
-        version=$((10#${base%%_*}))
-        have=$("${psql[@]}" -At -c "SELECT to_regclass('crm.schema_version') IS NOT NULL") \
-            || die "cannot reach the database ($conninfo)"
-        if [ "$have" = t ]; then
-            have=$("${psql[@]}" -At -c "SELECT coalesce(max(version), 0) FROM crm.schema_version")
-        else
-            have=0
-        fi
-        [ "$version" -le "$have" ] && continue
-        out=$("${psql[@]}" -At --single-transaction -v version="$version" \
-                  -v name="${base#*_}" -v file="$f" -f - <<'SQL'
-SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset
+db_lock_sql() {
+    echo "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset"
+}
+
+# the migration in psql variable file (version, name), unless applied
+db_migration_sql() {
+    cat <<'SQL'
 SELECT to_regclass('crm.schema_version') IS NOT NULL AS have_table \gset
 \if :have_table
 SELECT coalesce(max(version), 0) >= :version AS done
@@ -231,16 +216,51 @@ INSERT INTO crm.schema_version (version, name) VALUES (:version, :'name');
 \echo applied
 \endif
 SQL
-        ) || die "migration $base failed"
+}
+
+db_repeatable_sql() {
+    local base
+    for base in "${SQL_REPEATABLE[@]}"; do
+        echo "\\i '$ROOT/sql/$base.sql'"
+    done
+}
+
+cmd_db() {
+    local conninfo=${1:-${CRM_CONNINFO:-}} f base version have out last=
+    local -a psql=(psql -X -q -v ON_ERROR_STOP=1 -d "$conninfo") pending=()
+    command -v psql >/dev/null || die "psql not found: ./config.sh deps"
+    for f in "$ROOT"/sql/*.sql; do
+        base=$(basename "$f" .sql)
+        [[ $base == [0-9][0-9][0-9]_* ]] && continue
+        [[ " ${SQL_REPEATABLE[*]} " == *" $base "* ]] \
+            || die "sql/$base.sql is neither a migration nor in SQL_REPEATABLE"
+    done
+    have=$("${psql[@]}" -At -c "SELECT to_regclass('crm.schema_version') IS NOT NULL") \
+        || die "cannot reach the database ($conninfo)"
+    if [ "$have" = t ]; then
+        have=$("${psql[@]}" -At -c "SELECT coalesce(max(version), 0) FROM crm.schema_version")
+    else
+        have=0
+    fi
+    for f in "$ROOT"/sql/[0-9][0-9][0-9]_*.sql; do
+        base=$(basename "$f" .sql)
+        [ "$((10#${base%%_*}))" -gt "$have" ] && pending+=("$f") && last=$f
+    done
+    for f in "${pending[@]}"; do
+        base=$(basename "$f" .sql)
+        version=$((10#${base%%_*}))
+        out=$({ db_lock_sql; db_migration_sql
+                if [ "$f" = "$last" ]; then db_repeatable_sql; fi; } \
+              | "${psql[@]}" -At --single-transaction -v version="$version" \
+                    -v name="${base#*_}" -v file="$f" -f -) \
+            || die "migration $base failed"
         [ "$out" = applied ] && say "applied $base"
     done
-    {
-        echo "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset"
-        for base in "${SQL_REPEATABLE[@]}"; do
-            echo "\\i '$ROOT/sql/$base.sql'"
-        done
-    } | "${psql[@]}" --single-transaction -f - >/dev/null \
-        || die "functions and views failed"
+    if [ -z "$last" ]; then
+        { db_lock_sql; db_repeatable_sql; } \
+            | "${psql[@]}" --single-transaction -f - >/dev/null \
+            || die "functions and views failed"
+    fi
     say "applied ${SQL_REPEATABLE[*]}"
 }
 

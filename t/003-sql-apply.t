@@ -1,6 +1,7 @@
 # ./config.sh db on a real PostgreSQL, as an operator runs it on a live
 # database: a second run changes nothing, two nodes applying at once both
-# succeed with one schema, a database built by the migrations of before
+# succeed with one schema, a module waiting for the schema finds the
+# functions with the version, a database built by the migrations of before
 # sql/fn_*.sql (which defined the functions themselves) comes out as a fresh
 # one, and every function and view of schema crm has a COMMENT.  No nginx.
 use FindBin;
@@ -72,7 +73,7 @@ sub apply_at_once {
             open STDOUT, '>', "$dir/race-$i.out";
             open STDERR, '>&', \*STDOUT;
             chdir $Root;
-            exec("$Root/config.sh", 'db', conninfo_of($db));
+            { exec("$Root/config.sh", "db", conninfo_of($db)) }
             POSIX::_exit(127);
         }
         push @kids, $pid;
@@ -124,6 +125,49 @@ for my $round (1 .. 3) {
               'two at once on an up-to-date database both succeed')
         or diag(join "\n", map { $_->[1] } @res);
     same_schema(dump_of('race'), $fresh, 'and the schema is as it was');
+}
+
+
+# -- a module waiting for the schema finds its functions with the version ----------
+
+# The module polls crm.schema_version and, once it is new enough, calls the
+# functions at once: they must come in the same commit as the last version.
+{
+    create_db('watch');
+    my $poll = <<SQL;
+SELECT to_regclass('crm.schema_version') IS NOT NULL AS have \\gset
+\\if :have
+SELECT coalesce(max(version), 0) >= $last AS done,
+       coalesce(max(version), 0) >= $last
+       AND (to_regprocedure('crm.register_policy(text, jsonb)') IS NULL
+            OR to_regprocedure('crm.decide_order(jsonb, text)') IS NULL
+            OR to_regclass('crm.interactions') IS NULL) AS without
+  FROM crm.schema_version;
+\\endif
+SQL
+    my $file = CRM::Test::servroot() . '/tmp/watch.sql';
+    CRM::Test::spew($file, $poll);
+    my @psql = (CRM::Test::pg_bin('psql') || 'psql', '-X', '-q', '-A', '-t',
+                '-d', conninfo_of('watch'), '-f', $file);
+    my $pid = fork;
+    die "fork: $!\n" unless defined $pid;
+    if ($pid == 0) {            # polls as the module does, one session a poll
+        my $t0 = time;
+        while (time < $t0 + 60) {
+            open my $h, '-|', @psql or POSIX::_exit(3);
+            my $r = join '', <$h>;
+            close $h;
+            POSIX::_exit(1) if $r =~ /\|t$/m;
+            POSIX::_exit(0) if $r =~ /^t\|/m;
+        }
+        POSIX::_exit(2);
+    }
+    select undef, undef, undef, 0.2;        # let it start polling
+    my ($rc, $out) = apply('watch');
+    is($rc, 0, './config.sh db on a database a module waits on') or diag($out);
+    waitpid $pid, 0;
+    is($? >> 8, 0, "the version $last comes with its functions and views")
+        or diag('exit ' . ($? >> 8) . ': 1, the version without them; 2, no version');
 }
 
 
