@@ -29,8 +29,8 @@ usage: ./config.sh COMMAND
   test    the whole suite (prove -r t/); one file: ./config.sh test t/020-x.t
           CRM_TEST_VALGRIND=1 or CRM_TEST_ASAN=1 run nginx under valgrind/ASan
   db [conninfo]
-          apply sql/ migrations in order, idempotently (default conninfo:
-          $CRM_CONNINFO, else libpq's defaults)
+          apply the sql/ migrations in order, then its functions and views,
+          idempotently (default conninfo: $CRM_CONNINFO, else libpq's defaults)
   fuzz [policy|body|cookie]
           a libFuzzer+ASan+UBSan harness for CRM_FUZZ_SECONDS (600)
   bench   the benchmarks in bench/, a table of ratios against plain nginx
@@ -182,31 +182,86 @@ cmd_fuzz() {
     rm -rf "$corpus"
 }
 
-# db: applies each sql/NNN_name.sql newer than crm.schema_version, each in
-# one transaction with its version row, under an advisory lock so that two
-# runs at once do not both apply it.
+# db: brings a database to the schema of sql/, safely while nginx runs.
+# Each migration sql/NNN_name.sql (tables, indexes, data) newer than
+# crm.schema_version is applied once, in one transaction with its version
+# row; the functions and views, SQL_REPEATABLE in that order (each file's
+# dependencies before it), are applied every time, in one transaction: the
+# last migration's, so that a module which waits for that version finds
+# them with it, else their own.  Each transaction takes the advisory lock
+# 'ngx_crm schema' first and reads crm.schema_version again under it, so
+# two nodes applying at once take turns instead of both applying a
+# migration.
+SQL_REPEATABLE=(fn_helpers fn_policy fn_customers fn_orders fn_payments
+                fn_events fn_forget views_staff)
+
+db_lock_sql() {
+    echo "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset"
+}
+
+# the migration in psql variable file (version, name), unless applied
+db_migration_sql() {
+    cat <<'SQL'
+SELECT to_regclass('crm.schema_version') IS NOT NULL AS have_table \gset
+\if :have_table
+SELECT coalesce(max(version), 0) >= :version AS done
+  FROM crm.schema_version \gset
+\else
+\set done false
+\endif
+\if :done
+\else
+\i :file
+INSERT INTO crm.schema_version (version, name) VALUES (:version, :'name');
+\echo applied
+\endif
+SQL
+}
+
+db_repeatable_sql() {
+    local base
+    for base in "${SQL_REPEATABLE[@]}"; do
+        echo "\\i '$ROOT/sql/$base.sql'"
+    done
+}
+
 cmd_db() {
-    local conninfo=${1:-${CRM_CONNINFO:-}} f base version have
-    local -a psql=(psql -X -q -v ON_ERROR_STOP=1 -d "$conninfo")
+    local conninfo=${1:-${CRM_CONNINFO:-}} f base version have out last=
+    local -a psql=(psql -X -q -v ON_ERROR_STOP=1 -d "$conninfo") pending=()
     command -v psql >/dev/null || die "psql not found: ./config.sh deps"
+    for f in "$ROOT"/sql/*.sql; do
+        base=$(basename "$f" .sql)
+        [[ $base == [0-9][0-9][0-9]_* ]] && continue
+        [[ " ${SQL_REPEATABLE[*]} " == *" $base "* ]] \
+            || die "sql/$base.sql is neither a migration nor in SQL_REPEATABLE"
+    done
+    have=$("${psql[@]}" -At -c "SELECT to_regclass('crm.schema_version') IS NOT NULL") \
+        || die "cannot reach the database ($conninfo)"
+    if [ "$have" = t ]; then
+        have=$("${psql[@]}" -At -c "SELECT coalesce(max(version), 0) FROM crm.schema_version")
+    else
+        have=0
+    fi
     for f in "$ROOT"/sql/[0-9][0-9][0-9]_*.sql; do
         base=$(basename "$f" .sql)
-        version=$((10#${base%%_*}))
-        have=$("${psql[@]}" -At -c "SELECT to_regclass('crm.schema_version') IS NOT NULL") \
-            || die "cannot reach the database ($conninfo)"
-        if [ "$have" = t ]; then
-            have=$("${psql[@]}" -At -c "SELECT coalesce(max(version), 0) FROM crm.schema_version")
-        else
-            have=0
-        fi
-        [ "$version" -le "$have" ] && continue
-        "${psql[@]}" --single-transaction \
-            -c "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema'))" \
-            -f "$f" \
-            -c "INSERT INTO crm.schema_version (version, name) VALUES ($version, '${base#*_}')" \
-            >/dev/null || die "migration $base failed"
-        say "applied $base"
+        [ "$((10#${base%%_*}))" -gt "$have" ] && pending+=("$f") && last=$f
     done
+    for f in "${pending[@]}"; do
+        base=$(basename "$f" .sql)
+        version=$((10#${base%%_*}))
+        out=$({ db_lock_sql; db_migration_sql
+                if [ "$f" = "$last" ]; then db_repeatable_sql; fi; } \
+              | "${psql[@]}" -At --single-transaction -v version="$version" \
+                    -v name="${base#*_}" -v file="$f" -f -) \
+            || die "migration $base failed"
+        [ "$out" = applied ] && say "applied $base"
+    done
+    if [ -z "$last" ]; then
+        { db_lock_sql; db_repeatable_sql; } \
+            | "${psql[@]}" --single-transaction -f - >/dev/null \
+            || die "functions and views failed"
+    fi
+    say "applied ${SQL_REPEATABLE[*]}"
 }
 
 cmd_bench() {
