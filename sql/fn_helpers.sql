@@ -70,7 +70,7 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN octet_length(t) <= 254
                  AND t ~ '^[^[:space:][:cntrl:]]+@[^[:space:][:cntrl:]@]+$'
                 THEN t END
-      FROM lower(btrim(s, E' \t\r\n\f\v')) AS t
+      FROM lower(btrim(s, E' \t\r\n\f\x0B')) AS t
 $$;
 
 COMMENT ON FUNCTION crm.norm_email(text) IS

@@ -529,7 +529,7 @@ COMMENT ON FUNCTION crm.apply_order(jsonb) IS
 
 -- apply_order_result: the shop's answer to a decided order.  2xx: placed,
 -- its promises kept, its gift sent; anything else: refused, its promises
--- open again, its gift released.  Returns the gift cost to give back to
+-- open again, its gift released, its order id and key given up.  Returns the gift cost to give back to
 -- the budget (negative: to spend again) and its day, for the caller to
 -- apply last; NULLs when there is none.
 CREATE OR REPLACE FUNCTION crm.apply_order_result(e jsonb, OUT day date,
@@ -586,8 +586,13 @@ BEGIN
         RETURN;
     END IF;
 
+    -- a refused order gives up its ids (sql/011): nobody claims a future
+    -- order id with an order the shop refuses
     UPDATE crm.orders AS x
-       SET status = 'refused', result = v_code, updated_at = now()
+       SET status = 'refused', result = v_code, updated_at = now(),
+           refused_order_id = x.order_id, order_id = NULL,
+           refused_idempotency_key = x.idempotency_key,
+           idempotency_key = NULL
      WHERE x.event_id = v_event;
 
     UPDATE crm.promise AS p

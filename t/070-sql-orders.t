@@ -290,8 +290,9 @@ is($c3->{discount}, 5, 'the new promise is reserved');
 record(result($c3, 500));
 is_deeply(ledger($carl), [ '5:kept:C-2', '5:open:-' ],
           'order_result 500: released, open again');
-is(one("SELECT status FROM crm.orders WHERE order_id = 'C-3'"), 'refused',
-   '... the order refused');
+is(one("SELECT status || '|' || coalesce(order_id, '-') FROM crm.orders"
+       . " WHERE refused_order_id = 'C-3'"), 'refused|-',
+   '... the order refused, its order id given up');
 my $c4 = decide(policy => 'card2', order_id => 'C-4',
                 email => 'carl@example.com');
 is($c4->{discount}, 5, 'a released promise is reserved by the next order');

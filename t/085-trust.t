@@ -102,7 +102,8 @@ open my $f, '>', servroot() . '/conf/crm.secret' or die;
 print $f 'k' x 40, "\n";
 close $f;
 
-my %conf = (policy => $policy, config => $config);
+my %conf = (policy => $policy, config => $config,
+            http_config => "underscores_in_headers on;\n");
 ok(start_nginx(\%conf), 'nginx starts');
 ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 10),
    'connected to PostgreSQL');
@@ -218,6 +219,33 @@ is($evil4->{state}, 'no_customer', 'the key with no identity names nobody');
 settle();
 is(db("SELECT count(*) FROM crm.promise_ledger WHERE customer_id = $anna AND status = 'kept'"),
    '1', 'Anna\'s promise was kept once, by her own order');
+
+# an order id claimed first by someone whose order the shop refused belongs
+# to nobody: the real buyer's order with that id is decided, and its payment
+# counts for her
+my $squat = order(id => 'SQ-1', email => 'mallory@evil.com',
+                  headers => { 'X-Shop-Status' => 400 });
+is($squat->{status}, 400, 'a squatter\'s order with a future order id is refused by the shop');
+settle();
+my $real = order(id => 'SQ-1', email => 'victim@example.com');
+is($real->{state}, 'ok', '... the real order with that id is decided, no conflict');
+like($real->{cookie} // '', qr/^crm=v1\.$real->{customer}\./, '... and creates her, with her cookie');
+settle();
+pay('SQ-1', 100);
+settle();
+is(db("SELECT email || '|' || paid_orders FROM crm.customer_overview"
+      . " WHERE email IN ('victim\@example.com', 'mallory\@evil.com') ORDER BY email"),
+   "mallory\@evil.com|0\nvictim\@example.com|1", '... and its payment counts for her, not the squatter');
+is(db("SELECT status FROM crm.orders WHERE refused_order_id = 'SQ-1'"), 'refused',
+   '... staff find the refused attempt by refused_order_id');
+
+# X_CRM_* is X-CRM-* to a FastCGI shop (HTTP_X_CRM_*): removed too
+my (undef, undef, $seen) = http_request('POST', '/orders',
+    [ 'Content-Type' => 'application/json', 'X_CRM_Discount' => '99',
+      'x_crm-tier' => 'gold', 'X-Crm_Card' => 'CRM-1' ],
+    '{"order_id":"U-1","customer":{"email":"ursula@example.com"}}');
+unlike($seen, qr/"x[-_]crm[-_](discount|tier|card)":"(99|gold|CRM-1)"/i,
+       'X_CRM_* and mixed spellings from the client never reach the shop');
 
 # --- 2. e-mails that share a phone are different customers --------------------
 
@@ -395,7 +423,7 @@ is($r->{status}, 503, 'error_page 502 = @sorry answering 503');
 settle();
 is(db("SELECT status FROM crm.promise_ledger WHERE promise_id = $pf2"), 'open',
    '... the reservation is released at once');
-is(db("SELECT status FROM crm.orders WHERE order_id = 'F-3'"), 'refused',
+is(db("SELECT status FROM crm.orders WHERE refused_order_id = 'F-3'"), 'refused',
    '... and the order is refused');
 error_log_clean($off, name => 'internal redirect: only the refused upstream',
                 expect => [qr/connect\(\) failed \(111: Connection refused\)/]);
