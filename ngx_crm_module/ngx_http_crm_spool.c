@@ -23,16 +23,68 @@
  * there by hand): the writer of any worker looks for one every second,
  * takes it over, sends it after its own, and removes it.
  *
- * States of the writer: no file (the worker's own file could not be made,
- * say the directory is read-only or missing: lines are refused and lost,
- * the callers count them, and the file is tried again every second, with
- * one [alert] for the first failure and one [notice] once it is made),
- * idle (all sent), pending (bytes not yet sent), in flight (one batch sent,
- * waiting for its result).  A failed batch stays in the file and is sent
- * again when a connection is up.  A batch that PostgreSQL refuses (a line
- * it cannot read) is sent once more line by line through
- * crm.record_events_slow(), which keeps the unreadable lines in
- * crm.spool_reject; nothing is dropped.
+ * States of the writer (spool->state, changed only by
+ * ngx_http_crm_spool_set_state(), which says "crm spool "FILE": A -> B"
+ * at debug level):
+ *
+ *   no file    the worker's own file could not be made (the directory is
+ *              read-only, missing, not a directory): lines are refused and
+ *              lost, the callers count them; the scan tries again every
+ *              second, with one [alert] for the first failure and one
+ *              [notice] once the file is made
+ *   idle       everything in the files is written
+ *   pending    the files need the writer: bytes not yet sent, or a file to
+ *              truncate or remove; a flush is posted, or waits for a free
+ *              connection (the pg ready hook) or the next scan
+ *   in flight  one batch is out through crm.record_events()
+ *   slow       a batch PostgreSQL refused (a line it cannot read) is out
+ *              again, line by line, through crm.record_events_slow(),
+ *              which keeps the unreadable lines in crm.spool_reject
+ *   paused     a batch failed (connection lost, timeout, or refused line
+ *              by line too): it stays in the file, nothing is sent before
+ *              the next scan
+ *
+ *   no file   -> idle       the file is made (start, or a scan)
+ *   idle      -> pending    a line appended, an orphan taken over
+ *   pending   -> in flight  a batch sent
+ *   pending   -> slow       a batch sent whose bytes were refused once
+ *                           (the file's "refused" mark is past them)
+ *   pending   -> idle       nothing left to send
+ *   in flight -> pending    written, or refused (marked: goes line by line)
+ *   slow      -> pending    written line by line
+ *   in flight,
+ *   slow      -> paused     no result, or refused line by line
+ *   paused    -> pending    the scan
+ *
+ * Whether a batch goes line by line is a property of the bytes, not of
+ * the writer: f->refused, the end of what PostgreSQL refused in file f, is
+ * kept through a pause, so a refused batch is never sent whole again.
+ *
+ * Who allocates and frees what:
+ *
+ *   the spool struct, spool->out (the lines of this turn, 64k): from
+ *       cycle->pool at ngx_http_crm_spool_create(), freed with the pool
+ *       when the worker exits.
+ *   spool->buf (the batch read from a file, + 1 byte for libpq's NUL):
+ *       ngx_alloc() at create, 256k; ngx_http_crm_spool_send() replaces
+ *       it by one twice as large (ngx_alloc, then ngx_free of the old one)
+ *       for a line longer than it, up to 64M; ngx_free() in
+ *       ngx_http_crm_spool_destroy().  It is only replaced in pending,
+ *       never while a batch is out.
+ *   the batch's query parameter (spool->values[0], spool->lengths[0]):
+ *       no copy, it points into spool->buf, which stays untouched while
+ *       the batch is in flight or slow; libpq copies it into its output
+ *       buffer when the query starts (at once, or when a connection is
+ *       free for a query the pg layer queued).  The PGresult belongs to the pg
+ *       layer, which PQclear()s it after ngx_http_crm_spool_done().
+ *   the file names (spool->own.name, spool->orphan.name): arrays inside
+ *       the struct; no allocation.
+ *   the worker's own file: opened in ngx_http_crm_spool_open(), closed in
+ *       destroy (and removed there when all of it was written); truncated,
+ *       never closed, when all of it is written.
+ *   the orphan file: opened by ngx_http_crm_spool_adopt(), closed and
+ *       removed by ngx_http_crm_spool_drop_orphan() once written, or only
+ *       closed in destroy (another worker takes it over).
  *
  * A write() that fails (a full disk) loses the lines of that turn: said at
  * [crit] with its errno; the file keeps whole lines only.
@@ -56,10 +108,21 @@
 #define NGX_HTTP_CRM_SPOOL_TIMEOUT    10000
 
 
+typedef enum {
+    NGX_HTTP_CRM_SPOOL_NO_FILE = 0,
+    NGX_HTTP_CRM_SPOOL_IDLE,
+    NGX_HTTP_CRM_SPOOL_PENDING,
+    NGX_HTTP_CRM_SPOOL_IN_FLIGHT,
+    NGX_HTTP_CRM_SPOOL_SLOW,
+    NGX_HTTP_CRM_SPOOL_PAUSED
+} ngx_http_crm_spool_state_e;
+
+
 typedef struct {
     ngx_fd_t                  fd;
     off_t                     size;        /* end of what is in the file */
     off_t                     sent;        /* written to PostgreSQL */
+    off_t                     refused;     /* up to here: line by line */
     u_char                    name[NGX_MAX_PATH];
 } ngx_http_crm_spool_file_t;
 
@@ -70,15 +133,15 @@ struct ngx_http_crm_spool_s {
     ngx_http_crm_stats_t     *stats;
     ngx_str_t                 dir;
 
+    ngx_http_crm_spool_state_e state;
+
     ngx_http_crm_spool_file_t own;
     ngx_http_crm_spool_file_t orphan;      /* fd -1 when none */
 
-    /* the batch in flight */
-    ngx_http_crm_spool_file_t *file;       /* NULL: none in flight */
+    /* the batch out, in flight or slow */
+    ngx_http_crm_spool_file_t *file;
     off_t                     end;
     ngx_uint_t                lines;
-    ngx_uint_t                slow;        /* sent line by line */
-    ngx_uint_t                pause;       /* a batch failed: wait a scan */
 
     /* lines appended while PostgreSQL was down, not yet written */
     ngx_uint_t                backlog;
@@ -101,6 +164,8 @@ struct ngx_http_crm_spool_s {
 };
 
 
+static void ngx_http_crm_spool_set_state(ngx_http_crm_spool_t *spool,
+    ngx_http_crm_spool_state_e state);
 static ngx_int_t ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool,
     ngx_uint_t level);
 static void ngx_http_crm_spool_flush_handler(ngx_event_t *ev);
@@ -124,6 +189,20 @@ static char  ngx_http_crm_spool_sql[] =
 
 static char  ngx_http_crm_spool_slow_sql[] =
     "SELECT crm.record_events_slow($1)";
+
+
+#if (NGX_DEBUG)
+
+static const char  *ngx_http_crm_spool_states[] = {
+    "no file",
+    "idle",
+    "pending",
+    "in flight",
+    "slow",
+    "paused"
+};
+
+#endif
 
 
 /*
@@ -184,11 +263,28 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->query.values = spool->values;
     spool->query.lengths = spool->lengths;
 
-    (void) ngx_http_crm_spool_open(spool, NGX_LOG_ALERT);
+    if (ngx_http_crm_spool_open(spool, NGX_LOG_ALERT) == NGX_OK) {
+        ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_IDLE);
+    }
 
     ngx_add_timer(&spool->scan, 1);
 
     return spool;
+}
+
+
+/* the one place the state changes */
+
+static void
+ngx_http_crm_spool_set_state(ngx_http_crm_spool_t *spool,
+    ngx_http_crm_spool_state_e state)
+{
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool \"%s\": %s -> %s", spool->own.name,
+                   ngx_http_crm_spool_states[spool->state],
+                   ngx_http_crm_spool_states[state]);
+
+    spool->state = state;
 }
 
 
@@ -246,6 +342,7 @@ ngx_http_crm_spool_open(ngx_http_crm_spool_t *spool, ngx_uint_t level)
 
     f->size = 0;
     f->sent = 0;
+    f->refused = 0;
 
     ngx_http_crm_spool_gauge(spool);
 
@@ -264,7 +361,11 @@ ngx_int_t
 ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     size_t len, ngx_uint_t event)
 {
-    if (spool->own.fd == NGX_INVALID_FILE) {
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool append: %uz bytes, %s", len,
+                   ngx_http_crm_spool_states[spool->state]);
+
+    if (spool->state == NGX_HTTP_CRM_SPOOL_NO_FILE) {
         return NGX_ERROR;
     }
 
@@ -299,6 +400,10 @@ ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
         (void) ngx_atomic_fetch_add(&spool->stats->captured, 1);
     }
 
+    if (spool->state == NGX_HTTP_CRM_SPOOL_IDLE) {
+        ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
+    }
+
     if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
 
         if (event) {
@@ -319,6 +424,10 @@ static void
 ngx_http_crm_spool_write_handler(ngx_event_t *ev)
 {
     ngx_http_crm_spool_t  *spool = ev->data;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool write handler: %uz bytes, %ui lines",
+                   spool->out_len, spool->out_lines);
 
     if (spool->out_len) {
         (void) ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
@@ -412,9 +521,15 @@ ngx_http_crm_spool_ready(void *data)
 {
     ngx_http_crm_spool_t  *spool = data;
 
-    if (spool != NULL) {
-        ngx_http_crm_spool_schedule(spool);
+    if (spool == NULL) {
+        return;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool ready: %s",
+                   ngx_http_crm_spool_states[spool->state]);
+
+    ngx_http_crm_spool_schedule(spool);
 }
 
 
@@ -429,6 +544,10 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
     if (spool == NULL) {
         return;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool destroy: %s",
+                   ngx_http_crm_spool_states[spool->state]);
 
     if (spool->write.posted) {
         ngx_delete_posted_event(&spool->write);
@@ -467,12 +586,16 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
 }
 
 
-/* batches what accumulated in this turn of the event loop */
+/*
+ * Batches what accumulated in this turn of the event loop: only pending
+ * needs the writer; idle has nothing, no file cannot, in flight and slow
+ * wait for their result, paused for the scan.
+ */
 
 static void
 ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool)
 {
-    if (!spool->flush.posted && spool->file == NULL && !spool->pause) {
+    if (spool->state == NGX_HTTP_CRM_SPOOL_PENDING && !spool->flush.posted) {
         ngx_post_event(&spool->flush, &ngx_posted_events);
     }
 }
@@ -481,16 +604,28 @@ ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool)
 static void
 ngx_http_crm_spool_flush_handler(ngx_event_t *ev)
 {
-    ngx_http_crm_spool_flush(ev->data);
+    ngx_http_crm_spool_t  *spool = ev->data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool flush handler: %s",
+                   ngx_http_crm_spool_states[spool->state]);
+
+    ngx_http_crm_spool_flush(spool);
 }
 
+
+/*
+ * In pending: truncates the own file once all of it is written, removes a
+ * finished orphan, and sends the next batch (own file first); idle when
+ * nothing is left.  Stays pending when nothing could be sent now.
+ */
 
 static void
 ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
 {
     ngx_http_crm_spool_file_t  *f;
 
-    if (spool->file != NULL) {
+    if (spool->state != NGX_HTTP_CRM_SPOOL_PENDING) {
         return;
     }
 
@@ -515,6 +650,7 @@ ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
 
         f->size = 0;
         f->sent = 0;
+        f->refused = 0;
         spool->backlog = 0;
 
         ngx_http_crm_spool_gauge(spool);
@@ -524,10 +660,12 @@ ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
         f = &spool->orphan;
 
         if (f->fd == NGX_INVALID_FILE) {
+            ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_IDLE);
             return;
         }
 
         if (f->sent == f->size) {
+            /* pending still: the next flush looks for what is left */
             ngx_http_crm_spool_drop_orphan(spool);
             return;
         }
@@ -538,9 +676,11 @@ ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
 
 
 /*
- * Reads the next batch of whole lines of f and sends it.  Returns NGX_OK
- * when a batch is in flight, NGX_DECLINED when nothing could be sent now
- * (no connection, or no whole line), NGX_ERROR on a read error.
+ * Reads the next batch of whole lines of f and sends it, line by line
+ * when PostgreSQL refused these bytes once.  Returns NGX_OK when the batch
+ * is out (in flight or slow), NGX_DECLINED when nothing could be sent now
+ * (no connection, or no whole line), NGX_ERROR on a read error; the state
+ * stays pending then.
  */
 
 static ngx_int_t
@@ -550,7 +690,7 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
     u_char      *p, *last, *nbuf;
     size_t       want, size;
     ssize_t      n;
-    ngx_uint_t   lines;
+    ngx_uint_t   lines, slow;
 
     if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
         return NGX_DECLINED;
@@ -642,8 +782,10 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
     spool->values[0] = (const char *) spool->buf;
     spool->lengths[0] = (int) (last - spool->buf);
 
-    spool->query.command = spool->slow ? ngx_http_crm_spool_slow_sql
-                                       : ngx_http_crm_spool_sql;
+    slow = (f->sent < f->refused);
+
+    spool->query.command = slow ? ngx_http_crm_spool_slow_sql
+                                : ngx_http_crm_spool_sql;
 
     if (ngx_http_crm_pg_send(spool->cmcf->pg, &spool->query) != NGX_OK) {
         return NGX_DECLINED;
@@ -653,9 +795,20 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
     spool->end = f->sent + (last - spool->buf);
     spool->lines = lines;
 
+    ngx_http_crm_spool_set_state(spool, slow ? NGX_HTTP_CRM_SPOOL_SLOW
+                                             : NGX_HTTP_CRM_SPOOL_IN_FLIGHT);
+
     return NGX_OK;
 }
 
+
+/*
+ * The batch's result (res NULL: no result, the connection failed or the
+ * batch timed out).  Written: counted, the file's sent mark moves past it,
+ * pending.  Refused whole: its bytes are marked to go line by line,
+ * pending.  Anything else: the batch waits in the file, paused until the
+ * next scan (a second).
+ */
 
 static void
 ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
@@ -666,32 +819,42 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     ngx_uint_t                  replayed, rejected;
     ngx_http_crm_spool_file_t  *f;
 
-    f = spool->file;
-    spool->file = NULL;
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool done: %s, %s, %ui lines",
+                   ngx_http_crm_spool_states[spool->state],
+                   res ? PQresStatus(PQresultStatus(res)) : "no result",
+                   spool->lines);
 
-    if (f == NULL) {
+    switch (spool->state) {
+
+    case NGX_HTTP_CRM_SPOOL_IN_FLIGHT:
+    case NGX_HTTP_CRM_SPOOL_SLOW:
+        break;
+
+    default:
+        /* no batch is out */
         return;
     }
 
+    f = spool->file;
+    spool->file = NULL;
+
     if (res == NULL) {
-        /*
-         * the connection failed or the batch timed out: it waits in the
-         * file, and the writer waits for the next scan (a second)
-         */
-        spool->pause = 1;
+        ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PAUSED);
         return;
     }
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 
-        if (!spool->slow) {
+        if (spool->state == NGX_HTTP_CRM_SPOOL_IN_FLIGHT) {
             /* send the same bytes once more, line by line */
-            spool->slow = 1;
+            f->refused = spool->end;
+            ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
             ngx_http_crm_spool_schedule(spool);
 
         } else {
             /* refused line by line too: try again in a second */
-            spool->pause = 1;
+            ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PAUSED);
         }
 
         return;
@@ -701,7 +864,7 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     rejected = 0;
 
-    if (spool->slow
+    if (spool->state == NGX_HTTP_CRM_SPOOL_SLOW
         && PQntuples(res) == 1
         && !PQgetisnull(res, 0, 0))
     {
@@ -717,8 +880,6 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
                           "kept in crm.spool_reject", rejected);
         }
     }
-
-    spool->slow = 0;
 
     (void) ngx_atomic_fetch_add(&spool->stats->written,
                                 spool->lines - rejected);
@@ -737,6 +898,8 @@ ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     f->sent = spool->end;
 
+    ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
+
     ngx_http_crm_spool_gauge(spool);
     ngx_http_crm_spool_schedule(spool);
 }
@@ -753,13 +916,19 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
 {
     ngx_http_crm_spool_t  *spool = ev->data;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, spool->log, 0,
+                   "crm spool scan handler: %s",
+                   ngx_http_crm_spool_states[spool->state]);
+
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
     ngx_add_timer(&spool->scan, NGX_HTTP_CRM_SPOOL_SCAN);
 
-    if (spool->own.fd == NGX_INVALID_FILE) {
+    switch (spool->state) {
+
+    case NGX_HTTP_CRM_SPOOL_NO_FILE:
 
         /* the directory is not usable: nothing to take over either */
 
@@ -770,9 +939,17 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_NOTICE, spool->log, 0,
                       "crm: spool \"%V\" usable again, events are captured",
                       &spool->dir);
-    }
 
-    spool->pause = 0;
+        ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_IDLE);
+        break;
+
+    case NGX_HTTP_CRM_SPOOL_PAUSED:
+        ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
+        break;
+
+    default:
+        break;
+    }
 
     if (spool->orphan.fd == NGX_INVALID_FILE
         && !ngx_http_crm_pg_is_down(spool->cmcf->pg))
@@ -841,9 +1018,13 @@ ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool)
         f->fd = fd;
         f->size = ngx_file_size(&fi);
         f->sent = 0;
+        f->refused = 0;
 
         ngx_http_crm_spool_gauge(spool);
 
+        if (spool->state == NGX_HTTP_CRM_SPOOL_IDLE) {
+            ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
+        }
 
         ngx_log_error(NGX_LOG_NOTICE, spool->log, 0,
                       "crm: replaying \"%s\" (%O bytes) left by a worker "

@@ -1,7 +1,9 @@
 # The spool recovers by itself: a spool directory that cannot be used at
 # start is retried until it can (one [alert], then capture resumes without a
 # reload); a file that no worker holds, dropped in while nginx runs, is taken
-# over and written within seconds; a full disk is said with its real errno.
+# over and written within seconds; a full disk is said with its real errno;
+# with the error log at debug, a batch PostgreSQL refuses is told state by
+# state until it is written.
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CRM::Test schema => 1;
@@ -210,6 +212,71 @@ SKIP: {
         $mounted = 0;
     }
 }
+
+# -- d: what the writer went through, in the debug log ------------------------
+
+# CRM_TEST_DEBUG=1 for this nginx only.  A passing error (here lock_not_
+# available, raised by a trigger while public.spool_hold has a row): the
+# batch is refused whole, then line by line, waits for the scans, and is
+# written once the error is gone; the debug log tells each state change.
+psql(<<'SQL');
+CREATE TABLE public.spool_hold (x int);
+CREATE FUNCTION public.spool_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.spool_hold) THEN
+        RAISE EXCEPTION 't065: held' USING ERRCODE = 'lock_not_available';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER spool_hold BEFORE INSERT ON crm.event
+    FOR EACH STATEMENT EXECUTE FUNCTION public.spool_hold();
+INSERT INTO public.spool_hold VALUES (1);
+SQL
+
+$off = error_log_offset();
+{
+    local $ENV{CRM_TEST_DEBUG} = 1;
+    ok(start_nginx(\%conf), 'nginx starts with its error log at debug');
+}
+
+SKIP: {
+    if (!wait_for(sub { error_log_since($off) =~ /\[debug\] .*crm spool/ },
+                  5 * timeout_factor()))
+    {
+        skip 'no debug lines: a module built without NGX_DEBUG', 4;
+    }
+
+    is(event('story-1'), 200, 'an event while PostgreSQL refuses it');
+    ok(wait_for(sub { error_log_since($off) =~ /: paused -> pending/ },
+                5 * timeout_factor()),
+       'the writer waits for a scan and tries again');
+    psql('DELETE FROM public.spool_hold');
+    recorded_is('story-', 1, 5, 'the error gone, the event is written once');
+
+    # refused whole once, then line by line until it is written: a
+    # refused batch is never sent whole again, whatever the pauses
+    my $told = qr/^no file -> idle, idle -> pending, pending -> in flight, (?x)
+                  in\ flight\ ->\ pending,\ pending\ ->\ slow,
+                  (?:\ slow\ ->\ paused,\ paused\ ->\ pending,
+                     \ pending\ ->\ slow,)+
+                  \ slow\ ->\ pending,\ pending\ ->\ idle$/;
+    my $story = sub {
+        join ', ', map { /crm spool "[^"]+\/worker-\d+-\d+\.jsonl": (.+)$/ }
+                   grep { /\[debug\]/ } split /\n/, error_log_since($off);
+    };
+    wait_for(sub { $story->() =~ $told }, 5 * timeout_factor());
+    like($story->(), $told, 'the debug log tells the story, state by state, '
+         . "with the worker's file");
+}
+
+error_log_clean($off, expect => [qr/crm: query failed: ERROR:  t065: held/],
+                name => 'only the refused batches logged');
+stop_nginx();
+psql(<<'SQL');
+DROP TRIGGER spool_hold ON crm.event;
+DROP FUNCTION public.spool_hold();
+DROP TABLE public.spool_hold;
+SQL
 
 done_testing();
 
