@@ -129,7 +129,7 @@ typedef struct {
 
 struct ngx_http_crm_spool_s {
     ngx_log_t                *log;
-    ngx_http_crm_main_conf_t *cmcf;
+    ngx_http_crm_main_conf_t *crmcf;
     ngx_http_crm_stats_t     *stats;
     ngx_str_t                 dir;
 
@@ -213,7 +213,7 @@ static const char  *ngx_http_crm_spool_states[] = {
  */
 
 ngx_http_crm_spool_t *
-ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
+ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *crmcf)
 {
     ngx_http_crm_spool_t  *spool;
 
@@ -223,9 +223,9 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     }
 
     spool->log = cycle->log;
-    spool->cmcf = cmcf;
-    spool->stats = cmcf->stats;
-    spool->dir = cmcf->spool_path->name;
+    spool->crmcf = crmcf;
+    spool->stats = crmcf->stats;
+    spool->dir = crmcf->spool_path->name;
     spool->own.fd = NGX_INVALID_FILE;
     spool->orphan.fd = NGX_INVALID_FILE;
 
@@ -256,8 +256,9 @@ ngx_http_crm_spool_create(ngx_cycle_t *cycle, ngx_http_crm_main_conf_t *cmcf)
     spool->scan.cancelable = 1;
 
     spool->query.handler = ngx_http_crm_spool_done;
-    spool->query.timeout = ngx_max(NGX_HTTP_CRM_SPOOL_TIMEOUT,
-                                   (ngx_msec_t) cmcf->policy->database.timeout);
+    spool->query.timeout =
+        ngx_max(NGX_HTTP_CRM_SPOOL_TIMEOUT,
+                (ngx_msec_t) crmcf->policy->database.timeout);
     spool->query.data = spool;
     spool->query.nparams = 1;
     spool->query.values = spool->values;
@@ -404,7 +405,7 @@ ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
         ngx_http_crm_spool_set_state(spool, NGX_HTTP_CRM_SPOOL_PENDING);
     }
 
-    if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
+    if (ngx_http_crm_pg_is_down(spool->crmcf->pg)) {
 
         if (event) {
             spool->backlog++;
@@ -692,7 +693,7 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
     ssize_t      n;
     ngx_uint_t   lines, slow;
 
-    if (ngx_http_crm_pg_is_down(spool->cmcf->pg)) {
+    if (ngx_http_crm_pg_is_down(spool->crmcf->pg)) {
         return NGX_DECLINED;
     }
 
@@ -787,7 +788,7 @@ ngx_http_crm_spool_send(ngx_http_crm_spool_t *spool,
     spool->query.command = slow ? ngx_http_crm_spool_slow_sql
                                 : ngx_http_crm_spool_sql;
 
-    if (ngx_http_crm_pg_send(spool->cmcf->pg, &spool->query) != NGX_OK) {
+    if (ngx_http_crm_pg_send(spool->crmcf->pg, &spool->query) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -952,7 +953,7 @@ ngx_http_crm_spool_scan_handler(ngx_event_t *ev)
     }
 
     if (spool->orphan.fd == NGX_INVALID_FILE
-        && !ngx_http_crm_pg_is_down(spool->cmcf->pg))
+        && !ngx_http_crm_pg_is_down(spool->crmcf->pg))
     {
         ngx_http_crm_spool_adopt(spool);
     }

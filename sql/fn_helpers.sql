@@ -62,20 +62,25 @@ COMMENT ON FUNCTION crm.money_reason(text) IS
     'Internal: the reason an event''s total was not stored, NULL when it '
     'was.';
 
--- norm_email: the e-mail as the module keeps it (trimmed, lower-cased), or
--- NULL when it cannot be one: over 254 octets, no "@" with something on
--- both sides, a control character or a space inside.
+-- norm_email: the e-mail as the module keeps it, byte for byte the rule of
+-- its C normalizer (ngx_http_crm_email_normalize): ASCII white space
+-- trimmed, ASCII letters lower-cased (other characters kept as written);
+-- NULL when it cannot be one: over 254 octets, an ASCII control character
+-- or space inside, or a last "@" without something on both sides.
 CREATE OR REPLACE FUNCTION crm.norm_email(s text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN octet_length(t) <= 254
-                 AND t ~ '^[^[:space:][:cntrl:]]+@[^[:space:][:cntrl:]@]+$'
+                 AND t ~ '^[^\x01-\x20\x7f]+@[^\x01-\x20\x7f@]+$'
                 THEN t END
-      FROM lower(btrim(s, E' \t\r\n\f\x0B')) AS t
+      FROM translate(btrim(s, E' \t\r\n\f\x0B'),
+                     'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                     'abcdefghijklmnopqrstuvwxyz') AS t
 $$;
 
 COMMENT ON FUNCTION crm.norm_email(text) IS
-    'Internal: the e-mail trimmed and lower-cased, NULL when it cannot be '
-    'one (over 254 octets, no "@", control characters or spaces).';
+    'Internal: the e-mail trimmed and lower-cased as the module does (ASCII '
+    'only), NULL when it cannot be one (over 254 octets, no "@", control '
+    'characters or spaces).';
 
 -- norm_phone: the digits of s, an 11-digit number starting with 8 as +7;
 -- NULL unless 5 to 15 digits remain (as the module's normalizer).
