@@ -362,6 +362,8 @@ ngx_int_t
 ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     size_t len, ngx_uint_t event)
 {
+    ngx_int_t  rc;
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spool->log, 0,
                    "crm spool append: %uz bytes, %s", len,
                    ngx_http_crm_spool_states[spool->state]);
@@ -371,15 +373,17 @@ ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool, u_char *line,
     }
 
     if (spool->out_len + len > NGX_HTTP_CRM_SPOOL_OUT) {
-        if (ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
-                                     spool->out_lines)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        rc = ngx_http_crm_spool_write(spool, spool->out, spool->out_len,
+                                      spool->out_lines);
+
+        /* written, or said lost and counted: never twice */
 
         spool->out_len = 0;
         spool->out_lines = 0;
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     if (len > NGX_HTTP_CRM_SPOOL_OUT) {
