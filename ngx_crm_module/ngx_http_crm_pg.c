@@ -66,7 +66,12 @@
 
 #define NGX_HTTP_CRM_PG_BACKOFF_MIN   100
 #define NGX_HTTP_CRM_PG_BACKOFF_MAX   10000
-#define NGX_HTTP_CRM_PG_CONNECT_MIN   1000
+/*
+ * a connect (TCP, the SSL and GSS probes, the login) gets 3 s at least: a
+ * worker that has just started, or runs under valgrind, can stall for a
+ * second before it reads the server's answer
+ */
+#define NGX_HTTP_CRM_PG_CONNECT_MIN   3000
 
 
 typedef enum {
