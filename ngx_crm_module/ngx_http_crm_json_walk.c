@@ -46,6 +46,8 @@ static const unsigned char *ngx_http_crm_json_walk_object(
     ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned mask);
 static const unsigned char *ngx_http_crm_json_walk_array(
     ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned mask);
+static const unsigned char *ngx_http_crm_json_descend(
+    ngx_http_crm_json_many_t *ctx, const unsigned char *p, unsigned sub);
 static size_t ngx_http_crm_json_seg_back(ngx_http_crm_json_many_t *ctx,
     size_t i);
 static int ngx_http_crm_json_value(const unsigned char *p,
@@ -298,13 +300,7 @@ ngx_http_crm_json_walk_object(ngx_http_crm_json_many_t *ctx,
         }
 
         if (sub) {
-            q = ngx_http_crm_json_walk(ctx, p, sub);
-
-            for (i = 0; i < ctx->n; i++) {
-                if (sub & (1u << i)) {
-                    ctx->cur[i] = ngx_http_crm_json_seg_back(ctx, i);
-                }
-            }
+            q = ngx_http_crm_json_descend(ctx, p, sub);
 
         } else {
             q = ngx_http_crm_json_skip(p, end);
@@ -401,13 +397,7 @@ ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
                 }
             }
 
-            q = ngx_http_crm_json_walk(ctx, p, sub);
-
-            for (i = 0; i < ctx->n; i++) {
-                if (sub & (1u << i)) {
-                    ctx->cur[i] = ngx_http_crm_json_seg_back(ctx, i);
-                }
-            }
+            q = ngx_http_crm_json_descend(ctx, p, sub);
 
         } else {
             q = ngx_http_crm_json_skip(p, end);
@@ -419,6 +409,31 @@ ngx_http_crm_json_walk_array(ngx_http_crm_json_many_t *ctx,
             return p;
         }
     }
+}
+
+
+/*
+ * Walks the value at p for the pointers in sub, whose current segment it
+ * matched, and puts their segments back one level after.  Returns the end
+ * of the value, or NULL.
+ */
+
+static const unsigned char *
+ngx_http_crm_json_descend(ngx_http_crm_json_many_t *ctx,
+    const unsigned char *p, unsigned sub)
+{
+    size_t                i;
+    const unsigned char  *q;
+
+    q = ngx_http_crm_json_walk(ctx, p, sub);
+
+    for (i = 0; i < ctx->n; i++) {
+        if (sub & (1u << i)) {
+            ctx->cur[i] = ngx_http_crm_json_seg_back(ctx, i);
+        }
+    }
+
+    return q;
 }
 
 
