@@ -38,6 +38,8 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_crm_identity_is_crm(ngx_str_t *key);
+static ngx_table_elt_t *ngx_http_crm_header_next(ngx_list_part_t **part,
+    ngx_uint_t *i, ngx_str_t *name);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
     uint64_t customer_id, ngx_http_crm_main_conf_t *crmcf);
@@ -166,26 +168,11 @@ ngx_http_crm_identity_cookie(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     policy = crmcf->policy;
 
     part = &r->headers_in.headers.part;
-    h = part->elts;
+    i = 0;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == idem.len
-            && ngx_strncasecmp(h[i].key.data, idem.data, idem.len) == 0)
-        {
-            ctx->idempotency_key = h[i].value;
-            break;
-        }
+    h = ngx_http_crm_header_next(&part, &i, &idem);
+    if (h != NULL) {
+        ctx->idempotency_key = h->value;
     }
 
     if (crmcf->keys == NULL) {
@@ -470,27 +457,11 @@ ngx_http_crm_identity_upstream(ngx_http_request_t *r,
     found = NULL;
 
     part = &r->headers_out.headers.part;
-    h = part->elts;
+    i = 0;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0
-            && h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            h[i].hash = 0;      /* not sent */
-            found = &h[i];
-        }
+    while ((h = ngx_http_crm_header_next(&part, &i, name)) != NULL) {
+        h->hash = 0;            /* not sent */
+        found = h;
     }
 
     if (found == NULL || !cookie || crmcf->keys == NULL
@@ -576,4 +547,40 @@ ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q, PGresult *res)
     }
 
     ngx_free(id);
+}
+
+
+/*
+ * The next header named name (case-insensitive) at or after element *i of
+ * *part, skipping removed ones (hash 0); the walk goes on from where the
+ * last call stopped.  NULL when there is none.
+ */
+
+static ngx_table_elt_t *
+ngx_http_crm_header_next(ngx_list_part_t **part, ngx_uint_t *i,
+    ngx_str_t *name)
+{
+    ngx_table_elt_t  *h;
+
+    for ( ;; ) {
+
+        if (*i >= (*part)->nelts) {
+            if ((*part)->next == NULL) {
+                return NULL;
+            }
+
+            *part = (*part)->next;
+            *i = 0;
+            continue;
+        }
+
+        h = (ngx_table_elt_t *) (*part)->elts + (*i)++;
+
+        if (h->hash != 0
+            && h->key.len == name->len
+            && ngx_strncasecmp(h->key.data, name->data, name->len) == 0)
+        {
+            return h;
+        }
+    }
 }
