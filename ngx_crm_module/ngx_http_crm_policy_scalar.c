@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "ngx_http_crm_policy_int.h"
+#include "ngx_http_crm_template.h"
 
 
 static int ngx_http_crm_string(ngx_http_crm_yaml_ctx_t *ctx,
@@ -393,28 +394,14 @@ ngx_http_crm_template(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
     char                  got[NGX_HTTP_CRM_GOTLEN];
     size_t                n;
     const char           *const *name;
-    const unsigned char  *p, *q, *last;
+    const unsigned char  *p, *last;
 
     last = v + len;
 
     for (p = v; p < last; p++) {
-        if (*p != '{') {
+        if (*p != '{' || (n = ngx_http_crm_template_word(p, last)) == 0) {
             continue;
         }
-
-        for (q = p + 1; q < last; q++) {
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')
-                  || (*q >= '0' && *q <= '9') || *q == '_'))
-            {
-                break;
-            }
-        }
-
-        if (q == p + 1 || q == last || *q != '}') {
-            continue;
-        }
-
-        n = q - p - 1;
 
         for (name = k->arg; *name != NULL; name++) {
             if (strlen(*name) == n && memcmp(*name, p + 1, n) == 0) {
@@ -432,7 +419,7 @@ ngx_http_crm_template(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
                                      ngx_http_crm_path(ctx), got, names);
         }
 
-        p = q;
+        p += n + 1;
     }
 
     return 0;
