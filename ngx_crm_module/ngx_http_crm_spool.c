@@ -79,12 +79,13 @@
  *       layer, which PQclear()s it after ngx_http_crm_spool_done().
  *   the file names (spool->own.name, spool->orphan.name): arrays inside
  *       the struct; no allocation.
- *   the worker's own file: opened in ngx_http_crm_spool_open(), closed in
- *       destroy (and removed there when all of it was written); truncated,
- *       never closed, when all of it is written.
+ *   the worker's own file: opened in ngx_http_crm_spool_open(); truncated,
+ *       never closed, by ngx_http_crm_spool_truncate() when all of it is
+ *       written; closed at worker exit by ngx_http_crm_spool_close() (and
+ *       removed there when all of it was written).
  *   the orphan file: opened by ngx_http_crm_spool_adopt(), closed and
  *       removed by ngx_http_crm_spool_drop_orphan() once written, or only
- *       closed in destroy (another worker takes it over).
+ *       closed by ngx_http_crm_spool_close() (another worker takes it over).
  *
  * A write() that fails (a full disk) loses the lines of that turn: said at
  * [crit] with its errno; the file keeps whole lines only.
@@ -177,6 +178,8 @@ static void ngx_http_crm_spool_done(ngx_http_crm_pg_query_t *q,
 static void ngx_http_crm_spool_scan_handler(ngx_event_t *ev);
 static void ngx_http_crm_spool_adopt(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_drop_orphan(ngx_http_crm_spool_t *spool);
+static ngx_int_t ngx_http_crm_spool_truncate(ngx_http_crm_spool_t *spool);
+static void ngx_http_crm_spool_close(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_schedule(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_gauge(ngx_http_crm_spool_t *spool);
 static void ngx_http_crm_spool_write_handler(ngx_event_t *ev);
@@ -574,18 +577,7 @@ ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool)
 
     ngx_http_crm_pg_detach(&spool->query);
 
-    if (spool->own.fd != NGX_INVALID_FILE) {
-
-        if (spool->own.sent == spool->own.size) {
-            (void) ngx_delete_file(spool->own.name);
-        }
-
-        (void) ngx_close_file(spool->own.fd);
-    }
-
-    if (spool->orphan.fd != NGX_INVALID_FILE) {
-        (void) ngx_close_file(spool->orphan.fd);
-    }
+    ngx_http_crm_spool_close(spool);
 
     ngx_free(spool->buf);
 }
@@ -643,22 +635,10 @@ ngx_http_crm_spool_flush(ngx_http_crm_spool_t *spool)
 
     f = &spool->own;
 
-    if (f->sent == f->size && f->size > 0) {
-
-        /* all written: the file starts again from nothing */
-
-        if (ftruncate(f->fd, 0) == -1) {
-            ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
-                          "crm: ftruncate(\"%s\") failed", f->name);
-            return;
-        }
-
-        f->size = 0;
-        f->sent = 0;
-        f->refused = 0;
-        spool->backlog = 0;
-
-        ngx_http_crm_spool_gauge(spool);
+    if (f->sent == f->size && f->size > 0
+        && ngx_http_crm_spool_truncate(spool) != NGX_OK)
+    {
+        return;
     }
 
     if (f->sent == f->size) {
@@ -1059,6 +1039,58 @@ ngx_http_crm_spool_drop_orphan(ngx_http_crm_spool_t *spool)
     /* there may be more */
     ngx_http_crm_spool_adopt(spool);
     ngx_http_crm_spool_schedule(spool);
+}
+
+
+/*
+ * All of the own file is written: it starts again from nothing, and so
+ * does the count of its lines appended while PostgreSQL was down.  Returns
+ * NGX_ERROR when ftruncate() fails; the file stays as it is then.
+ */
+
+static ngx_int_t
+ngx_http_crm_spool_truncate(ngx_http_crm_spool_t *spool)
+{
+    ngx_http_crm_spool_file_t  *f = &spool->own;
+
+    if (ftruncate(f->fd, 0) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, spool->log, ngx_errno,
+                      "crm: ftruncate(\"%s\") failed", f->name);
+        return NGX_ERROR;
+    }
+
+    f->size = 0;
+    f->sent = 0;
+    f->refused = 0;
+    spool->backlog = 0;
+
+    ngx_http_crm_spool_gauge(spool);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Worker exit: the own file is removed when all of it was written; what is
+ * not written stays in the files for the next worker.  The locks go with
+ * the fds.
+ */
+
+static void
+ngx_http_crm_spool_close(ngx_http_crm_spool_t *spool)
+{
+    if (spool->own.fd != NGX_INVALID_FILE) {
+
+        if (spool->own.sent == spool->own.size) {
+            (void) ngx_delete_file(spool->own.name);
+        }
+
+        (void) ngx_close_file(spool->own.fd);
+    }
+
+    if (spool->orphan.fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(spool->orphan.fd);
+    }
 }
 
 
