@@ -199,10 +199,12 @@ extern ngx_str_t     ngx_http_crm_states[];
 /* ngx_http_crm_spool.c */
 ngx_http_crm_spool_t *ngx_http_crm_spool_create(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *crmcf);
-ngx_int_t ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool,
-    u_char *line, size_t len, ngx_uint_t event);
 void ngx_http_crm_spool_ready(void *data);
 void ngx_http_crm_spool_destroy(ngx_http_crm_spool_t *spool);
+
+/* ngx_http_crm_spool_file.c */
+ngx_int_t ngx_http_crm_spool_append(ngx_http_crm_spool_t *spool,
+    u_char *line, size_t len, ngx_uint_t event);
 
 
 #endif /* _NGX_HTTP_CRM_H_INCLUDED_ */
