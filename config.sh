@@ -192,8 +192,8 @@ cmd_fuzz() {
 # 'ngx_crm schema' first and reads crm.schema_version again under it, so
 # two nodes applying at once take turns instead of both applying a
 # migration.
-SQL_REPEATABLE=(fn_helpers fn_policy fn_customers fn_orders fn_payments
-                fn_events fn_forget views_staff)
+SQL_REPEATABLE=(fn_helpers fn_policy fn_calendar fn_customers fn_orders
+                fn_payments fn_feedback fn_events fn_forget views_staff)
 
 db_lock_sql() {
     echo "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset"

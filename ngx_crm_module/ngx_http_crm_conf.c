@@ -457,10 +457,12 @@ ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     ngx_http_crm_policy_t     *pl = crmcf->policy;
     ngx_http_crm_loyalty_t    *lo = &pl->loyalty;
     ngx_http_crm_surprises_t  *su = &pl->surprises;
+    ngx_http_crm_sla_t        *sla = &pl->feedback.sla;
 
     /* every string at most 6 times its length once escaped */
 
-    len = 1024 + 6 * (lo->card.prefix.len + pl->feedback.sla.timezone.len);
+    len = 1024 + 12 * sla->timezone.len + 7 * 24 + 16 * sla->nholidays
+          + 6 * lo->card.prefix.len;
 
     for (i = 0; i < lo->ntiers; i++) {
         len += 128 + 6 * lo->tiers[i].name.len;
@@ -518,8 +520,30 @@ ngx_http_crm_policy_json(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 
     p = ngx_sprintf(p, "]},\"holdout\":{\"percent\":%ud},\"timezone\":",
                     pl->holdout.percent);
-    p = ngx_http_crm_json_str(p, &pl->feedback.sla.timezone);
-    *p++ = '}';
+    p = ngx_http_crm_json_str(p, &sla->timezone);
+
+    /* the calendar crm.business_time() counts with, for the staff views */
+
+    p = ngx_sprintf(p, ",\"feedback\":{\"sla\":{\"timezone\":");
+    p = ngx_http_crm_json_str(p, &sla->timezone);
+    p = ngx_sprintf(p, ",\"target_s\":%L,\"limit_s\":%L,\"hours\":[",
+                    sla->target / 1000, sla->limit / 1000);
+
+    for (i = 0; i < 7; i++) {
+        p = ngx_sprintf(p, "%s[%ud,%ud]", i ? "," : "",
+                        sla->hours[i].start, sla->hours[i].end);
+    }
+
+    p = ngx_sprintf(p, "],\"holidays\":[");
+
+    for (i = 0; i < sla->nholidays; i++) {
+        p = ngx_sprintf(p, "%s\"%04uD-%02uD-%02uD\"", i ? "," : "",
+                        sla->holidays[i] / 10000,
+                        sla->holidays[i] / 100 % 100,
+                        sla->holidays[i] % 100);
+    }
+
+    p = ngx_sprintf(p, "]}}}");
     *p = '\0';
 
     crmcf->policy_json.len = p - crmcf->policy_json.data;

@@ -12,9 +12,9 @@
 -- statement, once each, with the e-mail and phone each named kept beside
 -- it, ids bounded and a total that cannot be kept named in the reason; only
 -- the new ones that change something (an order that was not decided, a
--- payment, a status) and the shop's answers to orders ("kind":
--- "order_result", not interactions) are then applied one by one, an
--- undecided order giving back a late decision's gift.  Lines of an unknown
+-- payment, a status, a feedback's ticket) and the shop's answers to orders
+-- ("kind": "order_result", not interactions) are then applied one by one,
+-- an undecided order giving back a late decision's gift.  Lines of an unknown
 -- kind go to crm.spool_reject.
 CREATE OR REPLACE FUNCTION crm.record_events(batch text) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -62,7 +62,8 @@ BEGIN
     SELECT (SELECT count(*) FROM ins),
            array_agg(l.j ORDER BY l.n)
                FILTER (WHERE l.j ->> 'kind' = 'order_result'
-                          OR ((l.j ->> 'kind' IN ('payment', 'status')
+                          OR ((l.j ->> 'kind' IN ('payment', 'status',
+                                                  'feedback')
                                OR (l.j ->> 'kind' = 'order'
                                    AND (l.j ->> 'decided') IS DISTINCT FROM
                                        'true'))
@@ -88,6 +89,8 @@ BEGIN
             PERFORM crm.apply_payment(line);
         WHEN 'status' THEN
             PERFORM crm.apply_status(line);
+        WHEN 'feedback' THEN
+            PERFORM crm.apply_feedback(line);
         ELSE
             SELECT r.day, r.cost INTO v_day, v_cost
               FROM crm.apply_order_result(line) AS r;

@@ -99,6 +99,15 @@ BEGIN
             OR lower(encode(x.body, 'escape')) ~ v_pat
             OR lower(x.payload::text) ~ v_pat);
 
+    -- what she wrote in her tickets and what staff answered her
+    UPDATE crm.ticket AS x SET message = NULL
+     WHERE x.customer_id = c.customer_id AND x.message IS NOT NULL;
+
+    UPDATE crm.ticket_reply AS x SET reply = NULL
+     WHERE x.reply IS NOT NULL
+       AND x.ticket IN (SELECT t.ticket FROM crm.ticket AS t
+                         WHERE t.customer_id = c.customer_id);
+
     FOR r IN SELECT x.reject_id, x.line, x.error FROM crm.spool_reject AS x
     LOOP
         v_hit := lower(r.line || E'\n' || r.error) ~ v_pat;
@@ -133,8 +142,9 @@ COMMENT ON FUNCTION crm.forget_customer(bigint) IS
     'Staff: forgets the customer with this id: erases e-mail, phone, name, '
     'birthday and card number, deletes relatives, erases every event that '
     'is hers or names her e-mail or phone (bodies and payloads searched for '
-    'the e-mail, also URL- or JSON-escaped) and deletes the rejected spool '
-    'lines naming her; orders, promises, gifts and figures stay, anonymous. '
+    'the e-mail, also URL- or JSON-escaped), her tickets'' messages and '
+    'the replies to them, and deletes the rejected spool lines naming '
+    'her; orders, tickets, promises, gifts and figures stay, anonymous. '
     'True when someone was forgotten.';
 
 -- forget_customer(email): the same, for the customer with this e-mail, or,

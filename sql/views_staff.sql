@@ -160,3 +160,99 @@ COMMENT ON COLUMN crm.surprise_report.average_order IS
 COMMENT ON COLUMN crm.surprise_report.gifts IS
     'Gifts packed (not released by a refused or unanswered order).';
 COMMENT ON COLUMN crm.surprise_report.gift_cost IS 'Their cost.';
+
+-- ticket_times: internal: each ticket with its calendar (the sla object of
+-- the policy it was given under) and its first response in business time.
+CREATE OR REPLACE VIEW crm.ticket_times AS
+    SELECT t.*, s.sla,
+           (t.received_at AT TIME ZONE coalesce(s.sla ->> 'timezone', 'UTC'))
+               ::date AS day,
+           crm.business_time(s.sla, t.received_at, t.answered_at)
+               AS first_response
+      FROM crm.ticket t
+      CROSS JOIN LATERAL (SELECT crm.policy_doc(t.policy)
+                                 #> '{feedback,sla}' AS sla) s;
+
+COMMENT ON VIEW crm.ticket_times IS
+    'Internal: tickets with their SLA calendar, local day and first '
+    'response in business time, for the three feedback views.';
+
+-- open_tickets: what is waiting, the one due first on top.
+CREATE OR REPLACE VIEW crm.open_tickets AS
+    SELECT t.ticket, t.customer_id, c.name, c.email, c.phone, t.order_id,
+           t.category, t.rating, t.message, t.conflict, t.received_at,
+           t.due_at, t.answered_at, t.breached_at IS NOT NULL AS breached,
+           (extract(epoch FROM crm.business_time(t.sla, now(), t.due_at))
+            / 60)::integer AS business_minutes_left
+      FROM crm.ticket_times t
+      JOIN crm.customer c USING (customer_id)
+     WHERE t.resolved_at IS NULL
+     ORDER BY t.due_at, t.received_at;
+
+COMMENT ON VIEW crm.open_tickets IS
+    'Every unresolved feedback ticket, the one due first on top.';
+COMMENT ON COLUMN crm.open_tickets.ticket IS
+    'The number the customer was given (crm.answer_ticket, '
+    'crm.resolve_ticket take it in any case, with spaces or dashes).';
+COMMENT ON COLUMN crm.open_tickets.conflict IS
+    'A low rating or a conflict category: a compensation was promised.';
+COMMENT ON COLUMN crm.open_tickets.due_at IS
+    'The time the customer was promised an answer by.';
+COMMENT ON COLUMN crm.open_tickets.answered_at IS
+    'The first response; NULL while nobody answered.';
+COMMENT ON COLUMN crm.open_tickets.breached IS
+    'The due time passed with no response (an sla_breach promise opened).';
+COMMENT ON COLUMN crm.open_tickets.business_minutes_left IS
+    'Business minutes until due_at; negative once late.';
+
+-- sla_report: how fast the shop answered, per day the tickets came in.
+CREATE OR REPLACE VIEW crm.sla_report AS
+    SELECT t.day, count(*) AS tickets,
+           round(avg((t.answered_at IS NOT NULL)::integer), 3) AS answered,
+           round(avg((t.answered_at <= t.target_at IS TRUE)::integer), 3)
+               AS within_target,
+           round(avg((t.answered_at <= t.due_at IS TRUE)::integer), 3)
+               AS within_limit,
+           justify_hours(make_interval(secs => percentile_cont(0.5)
+               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+               AS median_first_response,
+           justify_hours(make_interval(secs => percentile_cont(0.9)
+               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+               AS p90_first_response,
+           count(t.breached_at) AS breaches
+      FROM crm.ticket_times t
+     GROUP BY t.day
+     ORDER BY t.day;
+
+COMMENT ON VIEW crm.sla_report IS
+    'Per day (in the SLA time zone) the tickets arrived: how many, the '
+    'shares answered, answered within the target and within the limit, '
+    'the first response times in business time, the breaches.';
+COMMENT ON COLUMN crm.sla_report.within_target IS
+    'Share of the day''s tickets answered by feedback.sla.target (0..1).';
+COMMENT ON COLUMN crm.sla_report.within_limit IS
+    'Share of the day''s tickets answered by their due time (0..1).';
+COMMENT ON COLUMN crm.sla_report.median_first_response IS
+    'Median business time to the first response, of the answered ones.';
+
+-- feedback_topics: where customers are unhappy, per category.
+CREATE OR REPLACE VIEW crm.feedback_topics AS
+    SELECT t.category, count(*) AS tickets,
+           round(avg(t.rating), 2) AS avg_rating,
+           round(avg((t.rating >= 4)::integer), 3) AS csat,
+           count(*) FILTER (WHERE t.conflict) AS conflicts,
+           count(t.breached_at) AS breaches,
+           justify_hours(make_interval(secs => percentile_cont(0.5)
+               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+               AS median_first_response
+      FROM crm.ticket_times t
+     GROUP BY t.category
+     ORDER BY avg(t.rating) NULLS LAST, count(*) DESC;
+
+COMMENT ON VIEW crm.feedback_topics IS
+    'Per feedback category: tickets, ratings, conflicts and breaches; the '
+    'worst rated first.';
+COMMENT ON COLUMN crm.feedback_topics.csat IS
+    'Share of the rated tickets rated 4 or 5 of 5 (0..1).';
+COMMENT ON COLUMN crm.feedback_topics.conflicts IS
+    'Tickets that promised a compensation.';

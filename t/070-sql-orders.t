@@ -5,69 +5,16 @@
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CRM::Test no_module => 1, schema => 1;
+use CRM::Sql;
 use JSON::PP ();
-use POSIX ();
 use Time::HiRes ();
 
-my $J = JSON::PP->new->canonical;
 my $T0 = Time::HiRes::time();
 
 pg_start();
 
 
 # --- helpers -----------------------------------------------------------------
-
-sub lit { my ($s) = @_; $s =~ s/'/''/g; return "'$s'" }
-
-sub one { my $r = psql($_[0]); chomp $r; return $r }
-
-sub json_of { return $J->decode(one($_[0])) }
-
-my $Uuid = 0;
-sub uuid { return sprintf '00000000-0000-4000-8000-%012d', ++$Uuid }
-
-# the policy as the module builds it from examples/crm.yaml, with changes
-sub policy {
-    my ($sha, %set) = @_;
-    my $doc = {
-        loyalty => {
-            card => { after_paid_orders => 1, prefix => 'CRM-' },
-            tiers => [
-                { name => 'member', paid_orders => 1, spent => 0,
-                  discount => 5 },
-                { name => 'gold', paid_orders => 3, spent => 300,
-                  discount => 10 },
-            ],
-            promise => { valid_for_s => 2592000, max_discount => 20 },
-        },
-        surprises => { probability => 0, min_paid_orders => 1,
-                       cooldown_s => 2592000, daily_budget => 100,
-                       gifts => [ { name => 'tea', cost => 2.5 } ] },
-        holdout => { percent => 0 },
-        timezone => 'UTC',
-    };
-    for my $path (keys %set) {
-        my @p = split /\./, $path;
-        my $h = $doc;
-        $h = $h->{$_} for @p[0 .. $#p - 1];
-        $h->{ $p[-1] } = $set{$path};
-    }
-    psql("SELECT crm.register_policy(" . lit($sha) . ", "
-         . lit($J->encode($doc)) . ")");
-    return $sha;
-}
-
-# the decision for an order, plus its event_id
-sub decide {
-    my (%o) = @_;
-    my $sha = delete $o{policy} || 'main';
-    $o{event_id} ||= uuid();
-    my $d = json_of("SELECT crm.decide_order(" . lit($J->encode(\%o))
-                    . "::jsonb, " . lit($sha) . ")");
-    $d->{event_id} = $o{event_id};
-    $d->{order_id} = $o{order_id};
-    return $d;
-}
 
 # the SQL text of a decide_order call, for the forked clients
 sub decide_sql {
@@ -78,45 +25,12 @@ sub decide_sql {
            . lit($sha) . ")";
 }
 
-# spool lines: interactions get what the module always writes
-sub ev {
-    my (%e) = @_;
-    $e{event_id} ||= uuid();
-    $e{received_at} ||= Time::HiRes::time();
-    if ($e{kind} ne 'order_result') {
-        $e{node} ||= 'test';
-        $e{state} ||= 'ok';
-    }
-    return \%e;
-}
-
-sub batch { return join "\n", map { ref $_ ? $J->encode($_) : $_ } @_ }
-
-sub record {
-    my $b = batch(@_);
-    return one("SELECT crm.record_events(\$batch\$$b\$batch\$)");
-}
-
 sub pay { record(ev(kind => 'payment', order_id => @_)) }
-
-sub result {
-    my ($d, $status) = @_;
-    return ev(kind => 'order_result', event_id => $d->{event_id},
-              order_id => $d->{order_id}, status => $status);
-}
 
 sub overview {
     my ($cid) = @_;
     return json_of("SELECT row_to_json(v) FROM crm.customer_overview v"
                    . " WHERE customer_id = $cid");
-}
-
-# the customer's promises as staff see them: "percent:status:order_id"
-sub ledger {
-    my ($cid) = @_;
-    return [ split /\n/, psql("SELECT percent || ':' || status || ':'"
-        . " || coalesce(order_id, '-') FROM crm.promise_ledger"
-        . " WHERE customer_id = $cid ORDER BY promise_id") ];
 }
 
 sub promise {
@@ -140,49 +54,6 @@ sub snapshot {
         (SELECT string_agg(gift_id || status, ',' ORDER BY gift_id)
            FROM crm.gift),
         (SELECT count(*) FROM crm.spool_reject))});
-}
-
-# Runs each SQL text in its own psql at the same moment: all wait on an
-# advisory lock that one more session holds until every one is waiting.
-# Returns the last output line of each.
-sub concurrently {
-    my (@sql) = @_;
-    my $dir = servroot() . "/tmp/par-" . ++$Uuid;
-    mkdir $dir;
-    my @psql = ('psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
-                '-h', '127.0.0.1', '-p', pg_port(), '-U', 'postgres',
-                '-d', 'crm');
-    my $spawn = sub {
-        my ($out, @args) = @_;
-        my $pid = fork;
-        die "fork: $!" unless defined $pid;
-        return $pid if $pid;
-        open STDOUT, '>', "$out.out";
-        open STDERR, '>', "$out.err";
-        { exec @psql, @args };
-        POSIX::_exit(127);
-    };
-    my $gate = $spawn->("$dir/gate",
-        '-c', "SELECT pg_advisory_lock(7070)", '-c', "SELECT pg_sleep(60)");
-    wait_for(sub { one("SELECT count(*) FROM pg_locks WHERE locktype ="
-        . " 'advisory' AND objid = 7070 AND granted") == 1 }, 10)
-        or die "the gate did not take its lock";
-    my @pids = map {
-        $spawn->("$dir/$_", '-c', "SELECT pg_advisory_lock_shared(7070)",
-                 '-c', $sql[$_])
-    } 0 .. $#sql;
-    wait_for(sub { one("SELECT count(*) FROM pg_locks WHERE locktype ="
-        . " 'advisory' AND objid = 7070 AND NOT granted") == @sql }, 10)
-        or die "the clients did not all wait";
-    psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype ="
-         . " 'advisory' AND objid = 7070 AND granted AND mode ="
-         . " 'ExclusiveLock'");
-    waitpid $_, 0 for $gate, @pids;
-    return map {
-        open my $fh, '<', "$dir/$_.out" or die;
-        my @l = grep { length } map { chomp; $_ } <$fh>;
-        $l[-1];
-    } 0 .. $#sql;
 }
 
 

@@ -1,0 +1,215 @@
+-- fn_feedback: feedback tickets.  The module numbers a ticket and dates it
+-- when the request arrives; crm.record_events() opens it from the event
+-- line through crm.apply_feedback().  Staff answer and resolve tickets;
+-- crm.check_breaches(), called every few seconds by the module, marks the
+-- tickets whose due time passed unanswered and compensates the customer.
+
+-- apply_feedback: opens the ticket of a feedback event line: the customer
+-- found or created as for orders (the phone given is stored on her), a
+-- conflict's compensation promised.  The line carries what the module
+-- decided: "ticket", "received_at", "target_at", "due_at" (epoch seconds),
+-- "conflict", "compensation" and "breach_compensation" (percents).  A line
+-- with no ticket (nobody to answer) opens none; the same ticket for the
+-- same customer again is a retry and changes nothing; the same ticket for
+-- another customer is an error, so the line is kept in crm.spool_reject.
+CREATE OR REPLACE FUNCTION crm.apply_feedback(e jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c          crm.customer;
+    t          crm.ticket;
+    v_doc      jsonb := crm.policy_doc(e ->> 'policy');
+    v_ticket   text := e ->> 'ticket';
+    v_event    uuid := (e ->> 'event_id')::uuid;
+    v_rating   bigint := crm.parse_id(e ->> 'rating');
+    v_percent  bigint := crm.parse_id(e ->> 'compensation');
+    v_promise  bigint;
+BEGIN
+    IF v_ticket IS NULL THEN
+        RETURN;
+    END IF;
+
+    c := crm.find_customer(e ->> 'email', e ->> 'phone',
+                           crm.parse_id(e ->> 'customer_id'), e ->> 'name',
+                           NULL, v_doc);
+
+    IF c.customer_id IS NULL THEN
+        RETURN;
+    END IF;
+
+    SELECT * INTO t FROM crm.ticket AS x WHERE x.ticket = v_ticket;
+
+    IF FOUND THEN
+        IF t.customer_id = c.customer_id THEN
+            RETURN;
+        END IF;
+
+        RAISE EXCEPTION 'ticket % was given to another customer', v_ticket;
+    END IF;
+
+    IF (e ->> 'conflict')::boolean AND v_percent BETWEEN 1 AND 100 THEN
+        INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
+        VALUES (c.customer_id, 'compensation', v_percent,
+                now() + make_interval(secs => coalesce(
+                    (v_doc #>> '{loyalty,promise,valid_for_s}')::float8,
+                    30 * 86400)))
+        RETURNING promise_id INTO v_promise;
+    END IF;
+
+    INSERT INTO crm.ticket (ticket, event_id, customer_id, order_id,
+                            category, rating, message, conflict, policy,
+                            received_at, target_at, due_at, breach_percent,
+                            compensation)
+    VALUES (v_ticket, v_event, c.customer_id, crm.norm_id(e ->> 'order_id'),
+            left(nullif(e ->> 'category', ''), 256),
+            CASE WHEN v_rating BETWEEN 1 AND 5 THEN v_rating END,
+            left(e ->> 'message', 65536),
+            coalesce((e ->> 'conflict')::boolean, false), e ->> 'policy',
+            to_timestamp((e ->> 'received_at')::float8),
+            to_timestamp((e ->> 'target_at')::float8),
+            to_timestamp((e ->> 'due_at')::float8),
+            least(greatest(coalesce(
+                crm.parse_id(e ->> 'breach_compensation'), 0), 0), 100),
+            v_promise);
+
+    UPDATE crm.event AS x SET customer_id = c.customer_id
+     WHERE x.event_id = v_event AND x.customer_id IS NULL;
+END
+$$;
+
+COMMENT ON FUNCTION crm.apply_feedback(jsonb) IS
+    'Internal: opens the ticket of a feedback event, with a conflict''s '
+    'compensation.';
+
+-- ticket_of: the ticket named by s, as a customer may read it out (any
+-- case, spaces and dashes ignored), locked FOR UPDATE; an ERROR naming it
+-- when there is none.
+CREATE OR REPLACE FUNCTION crm.ticket_of(s text) RETURNS crm.ticket
+LANGUAGE plpgsql AS $$
+DECLARE
+    t  crm.ticket;
+BEGIN
+    SELECT * INTO t FROM crm.ticket AS x
+     WHERE x.ticket = upper(translate(s, ' -', ''))
+       FOR UPDATE;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown ticket: %', s
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    RETURN t;
+END
+$$;
+
+COMMENT ON FUNCTION crm.ticket_of(text) IS
+    'Internal: the ticket a staff member names, locked; an error when '
+    'unknown.';
+
+-- answer_ticket: records an answer by staff; the first one is the
+-- ticket's first response.  Returns the time of the first response.
+CREATE OR REPLACE FUNCTION crm.answer_ticket(ticket text, staff text,
+    reply text)
+RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    t  crm.ticket := crm.ticket_of(answer_ticket.ticket);
+BEGIN
+    IF nullif(btrim(staff), '') IS NULL THEN
+        RAISE EXCEPTION 'answer_ticket: staff must name who answered';
+    END IF;
+
+    INSERT INTO crm.ticket_reply (ticket, staff, reply)
+    VALUES (t.ticket, staff, reply);
+
+    UPDATE crm.ticket AS x
+       SET answered_at = coalesce(x.answered_at, now()),
+           answered_by = coalesce(x.answered_by, answer_ticket.staff)
+     WHERE x.ticket = t.ticket
+    RETURNING x.answered_at INTO t.answered_at;
+
+    RETURN t.answered_at;
+END
+$$;
+
+COMMENT ON FUNCTION crm.answer_ticket(text, text, text) IS
+    'Records a staff answer to a ticket; the first is its first response. '
+    'Returns when the first response was given.  An unknown ticket is an '
+    'error.';
+
+-- resolve_ticket: closes a ticket with a note.  withdraw_compensation:
+-- the conflict was unfounded, and its compensation, while still open, is
+-- withdrawn.  Returns whether a compensation was withdrawn.
+CREATE OR REPLACE FUNCTION crm.resolve_ticket(ticket text, note text,
+    withdraw_compensation boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    t  crm.ticket := crm.ticket_of(resolve_ticket.ticket);
+BEGIN
+    UPDATE crm.ticket AS x
+       SET resolved_at = coalesce(x.resolved_at, now()),
+           resolution = resolve_ticket.note
+     WHERE x.ticket = t.ticket;
+
+    IF withdraw_compensation AND t.compensation IS NOT NULL THEN
+        UPDATE crm.promise AS p
+           SET status = 'withdrawn', updated_at = now()
+         WHERE p.promise_id = t.compensation AND p.status = 'open';
+
+        RETURN FOUND;
+    END IF;
+
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION crm.resolve_ticket(text, text, boolean) IS
+    'Closes a ticket; with withdraw_compensation, a conflict found '
+    'unfounded gives back its compensation if not used yet.';
+
+-- check_breaches: marks every unanswered, unresolved ticket whose due
+-- time has passed as breached, once, and opens its sla_breach promise.
+-- One caller at a time across nodes (a second one returns 0 at once);
+-- returns how many tickets it marked.
+CREATE OR REPLACE FUNCTION crm.check_breaches() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    t  record;
+    n  integer := 0;
+    v  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('ngx_crm breaches', 0))
+    THEN
+        RETURN 0;
+    END IF;
+
+    FOR t IN
+        UPDATE crm.ticket AS x SET breached_at = now()
+         WHERE x.answered_at IS NULL AND x.breached_at IS NULL
+           AND x.resolved_at IS NULL AND x.due_at <= now()
+        RETURNING x.ticket, x.customer_id, x.breach_percent, x.policy
+    LOOP
+        n := n + 1;
+
+        IF t.breach_percent BETWEEN 1 AND 100 THEN
+            INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
+            VALUES (t.customer_id, 'sla_breach', t.breach_percent,
+                    now() + make_interval(secs => coalesce(
+                        (crm.policy_doc(t.policy)
+                         #>> '{loyalty,promise,valid_for_s}')::float8,
+                        30 * 86400)))
+            RETURNING promise_id INTO v;
+
+            UPDATE crm.ticket AS x SET breach_promise = v
+             WHERE x.ticket = t.ticket;
+        END IF;
+    END LOOP;
+
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION crm.check_breaches() IS
+    'Called by the module every few seconds: marks tickets whose due time '
+    'passed with no response as breached, once each, with their '
+    'sla_breach promise; returns how many.';
