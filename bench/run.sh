@@ -7,6 +7,8 @@
 #   capture_up  crm_capture feedback (recorded only) + proxy_pass, PostgreSQL
 #               up / the same proxy without
 #   capture_down  the same with PostgreSQL down
+#   feedback    crm_capture feedback answered by the module / return 201 of
+#               a fixed JSON body, PostgreSQL up and down
 #   write_rate  events written from the spool per second / pgbench doing the
 #               same INSERT, one a transaction
 #   orders      orders/s through crm_capture order (one crm.decide_order()
@@ -99,6 +101,11 @@ CONF
             proxy_set_header Connection "";
             proxy_pass http://shop;
         }
+        location = /feedback { crm_capture feedback; }
+        location = /fixed201 {
+            default_type application/json;
+            return 201 '{"ticket":"ABCDEFGHJK23","due":"2026-12-03T17:00:00+00:00","message":"Thank you, Anna. Your ticket is ABCDEFGHJK23; we will answer by 2026-12-03 17:00.","faq":""}';
+        }
         location = /crm { crm_status; }
 CONF
         echo "    }"
@@ -188,6 +195,13 @@ row "crm_capture + proxy, PostgreSQL up (req/s)" "$a" "$b" "$(ratio "$a" "$b")" 
 
 a=$(rps "$P_DOWN" /capture post); b=$(rps "$P_DOWN" /proxy post)
 row "crm_capture + proxy, PostgreSQL down (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.95"
+
+# feedback answered by the module (ticket, due time, message) against
+# nginx answering a fixed body of the same size with return 201
+a=$(rps "$P_MOD" /feedback post); b=$(rps "$P_MOD" /fixed201 post)
+row "feedback answered by the module, PostgreSQL up (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.8"
+a=$(rps "$P_DOWN" /feedback post); b=$(rps "$P_DOWN" /fixed201 post)
+row "feedback answered, PostgreSQL down (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.8"
 
 # the events of the runs before are written first: PostgreSQL shares the
 # two cores with everything else

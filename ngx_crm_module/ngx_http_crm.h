@@ -22,6 +22,7 @@
 #include "ngx_http_crm_pg.h"
 #include "ngx_http_crm_cookie.h"
 #include "ngx_http_crm_cache.h"
+#include "ngx_http_crm_calendar.h"
 
 
 #define NGX_HTTP_CRM_VERSION     "0.1.0"
@@ -117,6 +118,8 @@ typedef struct {
     uint64_t                 event_seq;
 
     ngx_uint_t               capture_used;
+    ngx_uint_t               feedback_used;
+    ngx_http_crm_calendar_t  calendar;        /* of feedback.sla */
     ngx_uint_t               uses_db;       /* capture or upstream_header */
     ngx_http_crm_cache_ctx_t *cache;
 
@@ -178,6 +181,11 @@ typedef struct {
     ngx_str_t                ticket;
     ngx_str_t                banner;
 
+    /* a feedback's ticket: see ngx_http_crm_feedback.c */
+    u_char                   ticket_data[12];
+    int64_t                  target_at;
+    int64_t                  due_at;
+
     ngx_http_request_t      *request;
     ngx_pool_t              *pool;             /* r->pool, kept for the
                                                   cleanup */
@@ -189,6 +197,7 @@ typedef struct {
     unsigned                 parked:1;
     unsigned                 cookie_ok:1;
     unsigned                 created:1;        /* the order made her */
+    unsigned                 conflict:1;       /* the feedback's */
 } ngx_http_crm_ctx_t;
 
 

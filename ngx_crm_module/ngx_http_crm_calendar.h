@@ -73,5 +73,13 @@ int64_t ngx_http_crm_calendar_between(const ngx_http_crm_calendar_t *cal,
 #define NGX_HTTP_CRM_RFC3339_LEN  25
 size_t ngx_http_crm_rfc3339(unsigned char *buf, int64_t t, int32_t offset);
 
+/*
+ * Writes t at offset as fmt says, strftime's way with the conversions of
+ * NGX_HTTP_CRM_STRFTIME and the C locale's names, at most size bytes;
+ * returns the length.
+ */
+size_t ngx_http_crm_calendar_format(unsigned char *out, size_t size,
+    const unsigned char *fmt, size_t len, int64_t t, int32_t offset);
+
 
 #endif /* _NGX_HTTP_CRM_CALENDAR_H_INCLUDED_ */

@@ -7,11 +7,12 @@
 /*
  * crm_capture: in the precontent phase, reads the request body without
  * blocking (the mirror module's way: the body is preserved for the proxy),
- * takes the policy's fields, the cookie and the Idempotency-Key, and for an
- * order waits for its decision (ngx_http_crm_order.c) the
- * auth_request module's way: the decision's callback only stores it and
- * wakes the request, and this handler, run again, records the event
- * (ngx_http_crm_event.c) and declines.  The spool writer sends the event
+ * takes the policy's fields, the cookie and the Idempotency-Key; a feedback
+ * gets its ticket at once (ngx_http_crm_feedback.c), and an order waits for
+ * its decision (ngx_http_crm_order.c) the auth_request module's way: the
+ * decision's callback only stores it and wakes the request, and this
+ * handler, run again, records the event (ngx_http_crm_event.c) and
+ * declines.  The spool writer sends the event
  * line later: no request waits on PostgreSQL for it.
  *
  * The ctx goes through NGX_HTTP_CRM_PHASE_BODY (the body is being read),
@@ -33,6 +34,7 @@
 #include "ngx_http_crm_form.h"
 #include "ngx_http_crm_fields.h"
 #include "ngx_http_crm_event.h"
+#include "ngx_http_crm_feedback.h"
 
 
 /* the longest order id or Idempotency-Key kept; a longer one is dropped */
@@ -183,6 +185,10 @@ ngx_http_crm_capture_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_crm_capture_bound(ctx);
+
+    if (lcf->capture == NGX_HTTP_CRM_CAPTURE_FEEDBACK) {
+        ngx_http_crm_feedback_decide(r, ctx);
+    }
 
     if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER
         && ctx->state != NGX_HTTP_CRM_STATE_BAD_BODY

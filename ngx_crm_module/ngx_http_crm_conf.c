@@ -26,6 +26,7 @@
 #include "ngx_http_crm.h"
 #include "ngx_http_crm_conf.h"
 #include "ngx_http_crm_capture.h"
+#include "ngx_http_crm_feedback.h"
 #include "ngx_http_crm_order.h"
 #include "ngx_http_crm_identity.h"
 #include "ngx_http_crm_status.h"
@@ -141,9 +142,25 @@ ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_crm_loc_conf_t *prev = parent;
     ngx_http_crm_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     /* crm_capture: off */
     ngx_conf_merge_uint_value(conf->capture, prev->capture,
                               NGX_HTTP_CRM_CAPTURE_OFF);
+
+    /*
+     * feedback where nothing else answers (no proxy_pass, fastcgi_pass,
+     * ...; the location's handler is known once all of it was read): the
+     * module answers
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->capture == NGX_HTTP_CRM_CAPTURE_FEEDBACK
+        && clcf->handler == NULL && clcf->name.len)
+    {
+        clcf->handler = ngx_http_crm_feedback_handler;
+    }
 
     /* crm_banner: off */
     ngx_conf_merge_value(conf->banner, prev->banner, 0);
@@ -218,6 +235,11 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 
     if (!crmcf->capture_used) {
         return NGX_OK;
+    }
+
+    if (crmcf->feedback_used && ngx_http_crm_feedback_conf(cf, crmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
@@ -579,6 +601,54 @@ ngx_http_crm_policy_cleanup(void *data)
 }
 
 
+/*
+ * Reads a file of at most max bytes into the configuration's pool, with a
+ * NUL after it.  NGX_DECLINED: it cannot be opened; NGX_ERROR: it cannot
+ * be read, or is larger.
+ */
+
+ngx_int_t
+ngx_http_crm_conf_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
+    ngx_str_t *data)
+{
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_file_info_t   fi;
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > (off_t) max)
+    {
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    data->len = (size_t) ngx_file_size(&fi);
+    data->data = ngx_pnalloc(cf->pool, data->len + 1);
+
+    if (data->data == NULL) {
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_fd(fd, data->data, data->len);
+    (void) ngx_close_file(fd);
+
+    if (n != (ssize_t) data->len) {
+        return NGX_ERROR;
+    }
+
+    data->data[data->len] = '\0';
+
+    return NGX_OK;
+}
+
+
 char *
 ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -598,6 +668,12 @@ ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     crmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
     crmcf->capture_used = 1;
+
+    if (((ngx_http_crm_loc_conf_t *) conf)->capture
+        == NGX_HTTP_CRM_CAPTURE_FEEDBACK)
+    {
+        crmcf->feedback_used = 1;
+    }
 
     return NGX_CONF_OK;
 }

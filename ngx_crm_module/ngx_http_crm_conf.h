@@ -20,6 +20,8 @@ char *ngx_http_crm_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
 void *ngx_http_crm_create_loc_conf(ngx_conf_t *cf);
 char *ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 ngx_int_t ngx_http_crm_postconfiguration(ngx_conf_t *cf);
+ngx_int_t ngx_http_crm_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    size_t max, ngx_str_t *data);
 char *ngx_http_crm_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,

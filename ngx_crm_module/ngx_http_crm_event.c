@@ -49,6 +49,9 @@ static ngx_str_t  ngx_http_crm_field_names[] = {
  * Appends the event line to the spool:
  *   {"event_id","received_at","kind","node","policy","customer_id",
  *    "decided","order_id",<fields>,"payload"|"body","state","reason"}
+ * and for a feedback with a ticket "ticket","target_at","due_at" (Unix
+ * seconds), "conflict", "compensation" and "breach_compensation"
+ * (percents of the policy), which crm.apply_feedback() opens it with.
  * Failures are logged and counted; the request goes on whatever happens.
  */
 
@@ -58,6 +61,7 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     u_char                    *p, *q, *line;
     size_t                     len, i;
     ngx_str_t                  b64;
+    ngx_http_crm_feedback_t   *fb;
     ngx_http_crm_loc_conf_t   *lcf;
     ngx_http_crm_main_conf_t  *crmcf;
 
@@ -74,7 +78,11 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
           + crmcf->node.len
           + ctx->json.len
           + ngx_base64_encoded_length(ctx->raw.len)
-          + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0);
+          + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0)
+          + sizeof(",\"ticket\":\"\",\"target_at\":,\"due_at\":,"
+                   "\"conflict\":false,\"compensation\":,"
+                   "\"breach_compensation\":")
+          + ctx->ticket.len + 2 * NGX_INT64_LEN + 2 * NGX_INT_T_LEN;
 
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
         if (ctx->field[i].len) {
@@ -116,6 +124,19 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                                            ctx->field[i].len);
             *p++ = '"';
         }
+    }
+
+    if (ctx->ticket.len) {
+        fb = &crmcf->policy->feedback;
+
+        p = ngx_sprintf(p, ",\"ticket\":\"%V\",\"target_at\":%L,"
+                        "\"due_at\":%L,\"conflict\":%s,\"compensation\":%ui,"
+                        "\"breach_compensation\":%ui",
+                        &ctx->ticket, ctx->target_at, ctx->due_at,
+                        ctx->conflict ? "true" : "false",
+                        (ngx_uint_t) (ctx->conflict
+                                      ? fb->conflict.compensation : 0),
+                        (ngx_uint_t) fb->sla.breach_compensation);
     }
 
     if (ctx->json.len) {

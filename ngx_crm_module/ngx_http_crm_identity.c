@@ -22,6 +22,7 @@
 
 #include "ngx_http_crm.h"
 #include "ngx_http_crm_identity.h"
+#include "ngx_http_crm_conf.h"
 #include "ngx_http_crm_capture.h"
 #include "ngx_http_crm_fields.h"
 #include "ngx_http_crm_cookie.h"
@@ -78,11 +79,8 @@ ngx_int_t
 ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
     char                     err[NGX_HTTP_CRM_POLICY_ERRLEN];
-    u_char                  *buf;
-    ssize_t                  n;
-    ngx_fd_t                 fd;
-    ngx_str_t                name;
-    ngx_file_info_t          fi;
+    ngx_int_t                rc;
+    ngx_str_t                name, data;
     ngx_http_crm_keys_t     *keys;
     ngx_http_crm_policy_t   *policy = crmcf->policy;
 
@@ -93,44 +91,30 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
         return NGX_ERROR;
     }
 
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    rc = ngx_http_crm_conf_read_file(cf, &name, 64 * 1024, &data);
 
-    if (fd == NGX_INVALID_FILE) {
+    if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_WARN, cf->log, ngx_errno,
                       "crm: identity.secret_file \"%V\" cannot be opened: "
                       "no customer cookie is set or read", &name);
         return NGX_OK;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 64 * 1024)
-    {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "crm: identity.secret_file \"%V\" is not a small file",
-                      &name);
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
-    }
-
-    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
-    keys = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_keys_t));
-
-    if (buf == NULL || keys == NULL) {
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
-    (void) ngx_close_file(fd);
-
-    if (n != (ssize_t) ngx_file_size(&fi)) {
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "crm: reading identity.secret_file \"%V\" failed",
-                      &name);
+                      "crm: identity.secret_file \"%V\" cannot be read, or "
+                      "is not a small file", &name);
         return NGX_ERROR;
     }
 
-    if (ngx_http_crm_keys_parse(buf, n, keys, err, sizeof(err)) != 0) {
+    keys = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_keys_t));
+    if (keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_crm_keys_parse(data.data, data.len, keys, err, sizeof(err))
+        != 0)
+    {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "crm: %V: %s", &name, err);
         return NGX_ERROR;
     }

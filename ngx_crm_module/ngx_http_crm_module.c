@@ -16,6 +16,7 @@
 #include "ngx_http_crm_status.h"
 #include "ngx_http_crm_variables.h"
 #include "ngx_http_crm_event.h"
+#include "ngx_http_crm_feedback.h"
 
 
 static ngx_int_t ngx_http_crm_preconfiguration(ngx_conf_t *cf);
@@ -176,7 +177,7 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
                                "SELECT crm.register_policy($1, $2::jsonb)",
                                2, crmcf->on_connect);
 
-    return NGX_OK;
+    return ngx_http_crm_feedback_init_worker(cycle, crmcf);
 }
 
 

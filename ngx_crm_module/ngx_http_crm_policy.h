@@ -131,7 +131,16 @@ typedef struct {
     ngx_http_crm_str_t              template;       /* placeholders checked */
     ngx_http_crm_str_t              faq_url;
     ngx_http_crm_str_t              ask_phone;
+    ngx_http_crm_str_t              due_format;     /* NGX_HTTP_CRM_STRFTIME */
 } ngx_http_crm_acknowledge_t;
+
+
+/* where time zones are read from, unless $CRM_ZONEINFO says */
+#define NGX_HTTP_CRM_ZONEINFO     "/usr/share/zoneinfo"
+
+/* the conversions a due_format may use: the C locale's, no time zone name */
+#define NGX_HTTP_CRM_STRFTIME  "YmdeHIMSpyaAbBz%"
+
 
 
 /*

@@ -199,6 +199,13 @@ ngx_http_crm_expect(const ngx_http_crm_key_t *k, char *buf, size_t size)
                      (long long) k->max);
             break;
 
+        case NGX_HTTP_CRM_S_STRFTIME:
+            snprintf(buf, size, "expected a strftime pattern of at most "
+                     "%lld bytes with only %%Y %%m %%d %%e %%H %%I %%M %%S "
+                     "%%p %%y %%a %%A %%b %%B %%z and %%%%",
+                     (long long) k->max);
+            break;
+
         case NGX_HTTP_CRM_S_ZONE:
             dir = getenv("CRM_ZONEINFO");
             snprintf(buf, size, "expected a time zone name from %s, such as "

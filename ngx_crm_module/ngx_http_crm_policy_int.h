@@ -41,7 +41,6 @@
 #define NGX_HTTP_CRM_HOUR         (60 * NGX_HTTP_CRM_MIN)
 #define NGX_HTTP_CRM_DAY          (24 * NGX_HTTP_CRM_HOUR)
 
-#define NGX_HTTP_CRM_ZONEINFO     "/usr/share/zoneinfo"
 
 
 typedef enum {
@@ -70,7 +69,8 @@ typedef enum {
     NGX_HTTP_CRM_S_PREFIX,
     NGX_HTTP_CRM_S_ID,
     NGX_HTTP_CRM_S_ZONE,
-    NGX_HTTP_CRM_S_TEMPLATE
+    NGX_HTTP_CRM_S_TEMPLATE,
+    NGX_HTTP_CRM_S_STRFTIME
 } ngx_http_crm_kind_e;
 
 

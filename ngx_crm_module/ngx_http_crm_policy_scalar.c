@@ -372,6 +372,20 @@ ngx_http_crm_syntax(ngx_http_crm_kind_e kind, const unsigned char *v,
 
             return -1;
 
+        case NGX_HTTP_CRM_S_STRFTIME:
+            if (c != '%') {
+                continue;
+            }
+
+            if (i + 1 < len && v[i + 1] != '\0'
+                && strchr(NGX_HTTP_CRM_STRFTIME, v[i + 1]) != NULL)
+            {
+                i++;
+                continue;
+            }
+
+            return -1;
+
         default:
             return 0;                       /* any text */
         }

@@ -227,6 +227,9 @@ static const ngx_http_crm_key_t  ngx_http_crm_acknowledge_keys[] = {
                            ngx_http_crm_acknowledge_t, ask_phone, 0, 4096,
                            "Leave a phone number and we will call you "
                            "back.") },
+    { ngx_http_crm_str_key("due_format", NGX_HTTP_CRM_S_STRFTIME,
+                           ngx_http_crm_acknowledge_t, due_format, 1, 256,
+                           "%Y-%m-%d %H:%M") },
     ngx_http_crm_end_key
 };
 
@@ -256,10 +259,10 @@ static const ngx_http_crm_key_t  ngx_http_crm_holiday_item = {
 
 static const ngx_http_crm_key_t  ngx_http_crm_sla_keys[] = {
     { ngx_http_crm_duration_key("target", ngx_http_crm_sla_t, target,
-                                NGX_HTTP_CRM_MIN, 365 * NGX_HTTP_CRM_DAY,
+                                NGX_HTTP_CRM_SEC, 365 * NGX_HTTP_CRM_DAY,
                                 "4h") },
     { ngx_http_crm_duration_key("limit", ngx_http_crm_sla_t, limit,
-                                NGX_HTTP_CRM_MIN, 365 * NGX_HTTP_CRM_DAY,
+                                NGX_HTTP_CRM_SEC, 365 * NGX_HTTP_CRM_DAY,
                                 "24h") },
     { ngx_http_crm_str_key("timezone", NGX_HTTP_CRM_S_ZONE,
                            ngx_http_crm_sla_t, timezone, 1, 255, "UTC") },

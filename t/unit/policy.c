@@ -275,6 +275,8 @@ same_policy(ngx_http_crm_policy_t *a, ngx_http_crm_policy_t *b)
                      &b->feedback.acknowledge.faq_url)
         || !same_str(&a->feedback.acknowledge.ask_phone,
                      &b->feedback.acknowledge.ask_phone)
+        || !same_str(&a->feedback.acknowledge.due_format,
+                     &b->feedback.acknowledge.due_format)
         || sa->target != sb->target
         || sa->limit != sb->limit
         || !same_str(&sa->timezone, &sb->timezone)
@@ -913,6 +915,13 @@ test_errors(void)
     bad("an absolute time zone path",
         MIN "feedback:\n  sla:\n    timezone: /etc/localtime\n",
         "5:15", "expected a time zone name");
+    bad("a due format with a time zone name",
+        MIN "feedback:\n  acknowledge:\n    due_format: \"%H:%M %Z\"\n",
+        "5:17", "\"feedback.acknowledge.due_format\" is \"%H:%M %Z\"; "
+        "expected a strftime pattern of at most 256 bytes with only %Y");
+    bad("a due format ending in %",
+        MIN "feedback:\n  acknowledge:\n    due_format: \"%H:%\"\n",
+        "5:17", "expected a strftime pattern");
     bad("a cookie name with a separator",
         MIN "identity: {cookie: \"a;b\"}\n",
         "3:20", "\"identity.cookie\" is \"a;b\"; expected a name of 1 to 64 "

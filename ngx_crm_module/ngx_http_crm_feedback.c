@@ -1,0 +1,893 @@
+
+/*
+ * Copyright (C) ngx_crm authors
+ */
+
+
+/*
+ * crm_capture feedback.  The ticket is decided in the worker, without
+ * PostgreSQL: its number (random, or derived from the Idempotency-Key and
+ * the customer, so that a retried request gets the same one), its target
+ * and due time (feedback.sla, counted in business time by
+ * ngx_http_crm_calendar.c, with the zone read at configuration time), and
+ * whether it is a conflict.  The event line carries all of it to
+ * crm.apply_feedback() through the spool, like every event.
+ *
+ * In a location with no content handler of its own the module answers:
+ * 201 with the ticket as JSON, or as a small HTML page when the client
+ * prefers HTML; 400 for a body it cannot read; 422 when nobody can be
+ * answered.  Elsewhere $crm_ticket carries the number to the shop.
+ *
+ * One worker (number 0) checks every NGX_HTTP_CRM_BREACH_INTERVAL for
+ * tickets whose due time passed unanswered: crm.check_breaches() marks
+ * them once, across nodes, under an advisory lock.
+ */
+
+
+#include "ngx_http_crm.h"
+#include "ngx_http_crm_feedback.h"
+#include "ngx_http_crm_capture.h"
+#include "ngx_http_crm_calendar.h"
+#include "ngx_http_crm_template.h"
+#include "ngx_http_crm_conf.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+
+/* the longest {due} written, and the longest zoneinfo file read */
+#define NGX_HTTP_CRM_DUE_MAX     1024
+#define NGX_HTTP_CRM_TZFILE_MAX  (1024 * 1024)
+
+
+typedef struct {
+    ngx_event_t                 timer;
+    ngx_http_crm_pg_query_t     query;
+    ngx_http_crm_main_conf_t   *crmcf;
+    ngx_uint_t                  busy;
+} ngx_http_crm_breach_t;
+
+
+static void *ngx_http_crm_feedback_alloc(void *data, size_t size);
+static void ngx_http_crm_feedback_ticket(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx, ngx_str_t *who);
+static ngx_uint_t ngx_http_crm_feedback_conflict(ngx_http_crm_ctx_t *ctx,
+    ngx_http_crm_conflict_t *conflict);
+static ngx_int_t ngx_http_crm_feedback_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *error, const char *detail);
+static ngx_int_t ngx_http_crm_feedback_answer(ngx_http_request_t *r,
+    ngx_http_crm_ctx_t *ctx);
+static ngx_uint_t ngx_http_crm_feedback_wants_html(ngx_http_request_t *r);
+static ngx_int_t ngx_http_crm_feedback_quality(u_char *p, u_char *last,
+    ngx_str_t *type, ngx_str_t *subtype);
+static ngx_int_t ngx_http_crm_feedback_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_uint_t html, u_char *body, size_t len);
+static void ngx_http_crm_breach_check(ngx_event_t *ev);
+static void ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q,
+    PGresult *res);
+
+
+static ngx_http_crm_breach_t  ngx_http_crm_breach;
+
+
+/*
+ * At configuration time: the calendar of feedback.sla, with its zone read
+ * from the zoneinfo file; "UTC" needs none.
+ */
+
+ngx_int_t
+ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
+{
+    char                     *dir;
+    ngx_int_t                 rc;
+    ngx_str_t                 name, data;
+    ngx_uint_t                i;
+    const char               *err;
+    ngx_http_crm_tz_t        *tz;
+    ngx_http_crm_sla_t       *sla;
+    ngx_http_crm_calendar_t  *cal;
+
+    sla = &crmcf->policy->feedback.sla;
+    cal = &crmcf->calendar;
+
+    for (i = 0; i < 7; i++) {
+        cal->hours[i].start = sla->hours[i].start;
+        cal->hours[i].end = sla->hours[i].end;
+    }
+
+    cal->holidays = sla->holidays;
+    cal->nholidays = sla->nholidays;
+
+    if (sla->timezone.len == 3
+        && ngx_strncmp(sla->timezone.data, "UTC", 3) == 0)
+    {
+        cal->tz = ngx_http_crm_tz_utc();
+        return NGX_OK;
+    }
+
+    dir = getenv("CRM_ZONEINFO");
+    if (dir == NULL || dir[0] == '\0') {
+        dir = NGX_HTTP_CRM_ZONEINFO;
+    }
+
+    name.len = ngx_strlen(dir) + 1 + sla->timezone.len;
+    name.data = ngx_pnalloc(cf->pool, name.len + 1);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_sprintf(name.data, "%s/%*s%Z", dir, sla->timezone.len,
+                       sla->timezone.data);
+
+    rc = ngx_http_crm_conf_read_file(cf, &name, NGX_HTTP_CRM_TZFILE_MAX,
+                                     &data);
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "crm: feedback.sla.timezone: \"%V\" cannot be read",
+                      &name);
+        return NGX_ERROR;
+    }
+
+    tz = ngx_http_crm_tz_parse(data.data, data.len,
+                               ngx_http_crm_feedback_alloc, cf->pool, &err);
+    if (tz == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: feedback.sla.timezone: \"%V\" is no time zone "
+                      "file: %s", &name, err);
+        return NGX_ERROR;
+    }
+
+    cal->tz = tz;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_crm_feedback_alloc(void *data, size_t size)
+{
+    return ngx_palloc(data, size);
+}
+
+
+/*
+ * After the body is read: the ticket, its target and due time and whether
+ * it is a conflict, for the event line, $crm_ticket and the answer.  A
+ * body that cannot be read, or one naming nobody (no e-mail, phone or
+ * valid cookie), gets no ticket.
+ */
+
+void
+ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+{
+    time_t                     t, limit, target;
+    ngx_str_t                  who;
+    ngx_http_crm_sla_t        *sla;
+    ngx_http_crm_feedback_t   *fb;
+    ngx_http_crm_main_conf_t  *crmcf;
+
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+
+    if (ctx->state == NGX_HTTP_CRM_STATE_BAD_BODY) {
+        return;
+    }
+
+    /* the e-mail decides, then the phone, then the cookie */
+
+    if (ctx->field[NGX_HTTP_CRM_FIELD_EMAIL].len) {
+        who = ctx->field[NGX_HTTP_CRM_FIELD_EMAIL];
+
+    } else if (ctx->field[NGX_HTTP_CRM_FIELD_PHONE].len) {
+        who = ctx->field[NGX_HTTP_CRM_FIELD_PHONE];
+
+    } else if (ctx->customer_id) {
+        who.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+        if (who.data == NULL) {
+            return;
+        }
+
+        who.len = ngx_sprintf(who.data, "#%uL", ctx->customer_id) - who.data;
+
+    } else {
+        ctx->state = NGX_HTTP_CRM_STATE_NO_CUSTOMER;
+        (void) ngx_atomic_fetch_add(&crmcf->stats->no_customer, 1);
+        return;
+    }
+
+    ngx_http_crm_feedback_ticket(r, ctx, &who);
+
+    if (ctx->ticket.len == 0) {
+        return;
+    }
+
+    fb = &crmcf->policy->feedback;
+    sla = &fb->sla;
+
+    /* durations are in ms; a started second counts whole */
+
+    t = ctx->received.sec;
+    limit = (time_t) ((sla->limit + 999) / 1000);
+    target = (time_t) ((sla->target + 999) / 1000);
+
+    ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, limit);
+    ctx->target_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, target);
+
+    if (ctx->due_at < 0 || ctx->target_at < 0) {
+        /* open too seldom to count: calendar time, and say so */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "crm: feedback.sla opens too seldom to count a due "
+                      "time in business hours; counted in calendar time");
+        ctx->due_at = t + limit;
+        ctx->target_at = t + target;
+    }
+
+    ctx->conflict = ngx_http_crm_feedback_conflict(ctx, &fb->conflict);
+}
+
+
+/*
+ * The ticket number: 60 bits as 12 characters of an alphabet without 0, O,
+ * 1, I and L.  With an Idempotency-Key it is the HMAC of the key and the
+ * customer (with the cookie secret; its SHA-256 when there is none), so a
+ * retry gets the same ticket on any worker or node, and another customer
+ * with the same key another one; else it is random.
+ */
+
+static void
+ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
+    ngx_str_t *who)
+{
+    u_char                    *p, *msg, md[EVP_MAX_MD_SIZE];
+    size_t                     len;
+    uint64_t                   v;
+    ngx_uint_t                 i;
+    unsigned int               mdlen;
+    ngx_http_crm_keys_t       *keys;
+    ngx_http_crm_main_conf_t  *crmcf;
+
+    static u_char              label[] = "ngx_crm ticket\n";
+    static u_char              alphabet[] = NGX_HTTP_CRM_TICKET_ALPHABET;
+
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    keys = crmcf->keys;
+
+    if (ctx->idempotency_key.len) {
+        len = sizeof(label) - 1 + ctx->idempotency_key.len + 1 + who->len;
+
+        msg = ngx_pnalloc(r->pool, len);
+        if (msg == NULL) {
+            return;
+        }
+
+        p = ngx_cpymem(msg, label, sizeof(label) - 1);
+        p = ngx_cpymem(p, ctx->idempotency_key.data,
+                       ctx->idempotency_key.len);
+        *p++ = '\n';
+        ngx_memcpy(p, who->data, who->len);
+
+        if (keys != NULL && keys->n) {
+            if (HMAC(EVP_sha256(), keys->key[0], (int) keys->len[0], msg, len,
+                     md, &mdlen)
+                == NULL)
+            {
+                return;
+            }
+
+        } else if (EVP_Digest(msg, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        {
+            return;
+        }
+
+    } else if (RAND_bytes(md, 8) != 1) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "crm: RAND_bytes() failed: no ticket");
+        return;
+    }
+
+    v = 0;
+
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | md[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_CRM_TICKET_LEN; i++) {
+        ctx->ticket_data[i] = alphabet[v & 31];
+        v >>= 5;
+    }
+
+    ctx->ticket.data = ctx->ticket_data;
+    ctx->ticket.len = NGX_HTTP_CRM_TICKET_LEN;
+}
+
+
+/*
+ * A conflict: a rating (a whole number 1 to 5) at or under
+ * conflict.max_rating, or a category of conflict.categories (in any case).
+ */
+
+static ngx_uint_t
+ngx_http_crm_feedback_conflict(ngx_http_crm_ctx_t *ctx,
+    ngx_http_crm_conflict_t *conflict)
+{
+    size_t      i;
+    ngx_int_t   rating;
+    ngx_str_t  *v;
+
+    v = &ctx->field[NGX_HTTP_CRM_FIELD_RATING];
+
+    if (v->len == 1 && conflict->max_rating) {
+        rating = ngx_atoi(v->data, 1);
+
+        if (rating >= 1 && rating <= 5
+            && (ngx_uint_t) rating <= conflict->max_rating)
+        {
+            return 1;
+        }
+    }
+
+    v = &ctx->field[NGX_HTTP_CRM_FIELD_CATEGORY];
+
+    if (v->len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < conflict->ncategories; i++) {
+        if (conflict->categories[i].len == v->len
+            && ngx_strncasecmp(conflict->categories[i].data, v->data, v->len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The content handler of a feedback location that has none of its own:
+ * the precontent handler has read the body, decided the ticket and
+ * recorded the event; this answers the customer.
+ */
+
+ngx_int_t
+ngx_http_crm_feedback_handler(ngx_http_request_t *r)
+{
+    ngx_http_crm_ctx_t  *ctx;
+
+    ctx = ngx_http_crm_get_ctx(r);
+
+    if (ctx == NULL || r != r->main) {
+        return ngx_http_crm_feedback_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "no feedback was read", NULL);
+    }
+
+    if (ctx->state == NGX_HTTP_CRM_STATE_BAD_BODY) {
+        return ngx_http_crm_feedback_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "the body cannot be read",
+                                           ctx->reason);
+    }
+
+    if (ctx->ticket.len == 0) {
+        return ngx_http_crm_feedback_error(r, 422,
+                                           "an e-mail address or a phone "
+                                           "number is needed to answer you",
+                                           ctx->reason);
+    }
+
+    return ngx_http_crm_feedback_answer(r, ctx);
+}
+
+
+/* {"error":"error: detail"} */
+
+static ngx_int_t
+ngx_http_crm_feedback_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *detail)
+{
+    u_char  *p, *body;
+    size_t   len, elen, dlen;
+
+    elen = ngx_strlen(error);
+    dlen = detail ? ngx_strlen(detail) : 0;
+
+    len = sizeof("{\"error\":\": \"}\n") + 6 * (elen + dlen);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, (u_char *) error, elen);
+
+    if (dlen) {
+        *p++ = ':';
+        *p++ = ' ';
+        p = (u_char *) ngx_escape_json(p, (u_char *) detail, dlen);
+    }
+
+    p = ngx_cpymem(p, "\"}\n", 3);
+
+    return ngx_http_crm_feedback_send(r, status, 0, body, p - body);
+}
+
+
+/*
+ * 201: {"ticket","due","message","faq"}, or the same message as an HTML
+ * page, every value escaped.  due is RFC 3339 at the zone's offset then;
+ * {due} in the message is feedback.acknowledge.due_format.
+ */
+
+static ngx_int_t
+ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
+{
+    u_char                       *p, *body, *msg;
+    u_char                        due[NGX_HTTP_CRM_DUE_MAX];
+    u_char                        rfc[NGX_HTTP_CRM_RFC3339_LEN];
+    size_t                        len, mlen, dlen, rlen;
+    int32_t                       offset;
+    ngx_uint_t                    html;
+    ngx_http_crm_tvar_t           vars[5];
+    ngx_http_crm_acknowledge_t   *ack;
+    ngx_http_crm_main_conf_t     *crmcf;
+
+    crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
+    ack = &crmcf->policy->feedback.acknowledge;
+
+    offset = ngx_http_crm_tz_offset(crmcf->calendar.tz, ctx->due_at);
+    rlen = ngx_http_crm_rfc3339(rfc, ctx->due_at, offset);
+    dlen = ngx_http_crm_calendar_format(due, sizeof(due),
+                                        ack->due_format.data,
+                                        ack->due_format.len, ctx->due_at,
+                                        offset);
+
+    vars[0].name = "name";
+    vars[0].data = ctx->field[NGX_HTTP_CRM_FIELD_NAME].data;
+    vars[0].len = ctx->field[NGX_HTTP_CRM_FIELD_NAME].len;
+    vars[1].name = "ticket";
+    vars[1].data = ctx->ticket.data;
+    vars[1].len = ctx->ticket.len;
+    vars[2].name = "due";
+    vars[2].data = due;
+    vars[2].len = dlen;
+    vars[3].name = "faq";
+    vars[3].data = ack->faq_url.data;
+    vars[3].len = ack->faq_url.len;
+    vars[4].name = "ask_phone";
+    vars[4].data = ack->ask_phone.data;
+    vars[4].len = ctx->field[NGX_HTTP_CRM_FIELD_PHONE].len
+                  ? 0 : ack->ask_phone.len;
+
+    mlen = ngx_http_crm_template_render(NULL, ack->template.data,
+                                        ack->template.len, vars, 5, 0);
+
+    msg = ngx_pnalloc(r->pool, mlen + 1);
+    if (msg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mlen = ngx_http_crm_template_render(msg, ack->template.data,
+                                        ack->template.len, vars, 5, 0);
+
+    html = ngx_http_crm_feedback_wants_html(r);
+
+    if (html) {
+        len = sizeof("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width,"
+                     " initial-scale=1\">\n<title></title></head>\n<body>"
+                     "<main>\n<p id=\"crm-message\"></p>\n<p><time "
+                     "id=\"crm-due\" datetime=\"\"></time></p>\n"
+                     "<p><a id=\"crm-faq\" href=\"\"></a></p>\n"
+                     "</main></body></html>\n")
+              + NGX_HTTP_CRM_TICKET_LEN + rlen
+              + ngx_http_crm_html_escape(NULL, msg, mlen)
+              + ngx_http_crm_html_escape(NULL, due, dlen)
+              + 2 * ngx_http_crm_html_escape(NULL, ack->faq_url.data,
+                                             ack->faq_url.len);
+
+    } else {
+        len = sizeof("{\"ticket\":\"\",\"due\":\"\",\"message\":\"\","
+                     "\"faq\":\"\"}\n")
+              + NGX_HTTP_CRM_TICKET_LEN + rlen
+              + mlen + ngx_escape_json(NULL, msg, mlen)
+              + ack->faq_url.len
+              + ngx_escape_json(NULL, ack->faq_url.data, ack->faq_url.len);
+    }
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (html) {
+        p = ngx_sprintf(body, "<!DOCTYPE html>\n<html><head>"
+                        "<meta charset=\"utf-8\"><meta name=\"viewport\" "
+                        "content=\"width=device-width, initial-scale=1\">\n"
+                        "<title>%V</title></head>\n<body><main>\n"
+                        "<p id=\"crm-message\">", &ctx->ticket);
+        p += ngx_http_crm_html_escape(p, msg, mlen);
+        p = ngx_sprintf(p, "</p>\n<p><time id=\"crm-due\" datetime=\"%*s\">",
+                        rlen, rfc);
+        p += ngx_http_crm_html_escape(p, due, dlen);
+        p = ngx_cpymem(p, "</time></p>\n", sizeof("</time></p>\n") - 1);
+
+        if (ack->faq_url.len) {
+            p = ngx_cpymem(p, "<p><a id=\"crm-faq\" href=\"",
+                           sizeof("<p><a id=\"crm-faq\" href=\"") - 1);
+            p += ngx_http_crm_html_escape(p, ack->faq_url.data,
+                                          ack->faq_url.len);
+            *p++ = '"';
+            *p++ = '>';
+            p += ngx_http_crm_html_escape(p, ack->faq_url.data,
+                                          ack->faq_url.len);
+            p = ngx_cpymem(p, "</a></p>\n", sizeof("</a></p>\n") - 1);
+        }
+
+        p = ngx_cpymem(p, "</main></body></html>\n",
+                       sizeof("</main></body></html>\n") - 1);
+
+    } else {
+        p = ngx_sprintf(body, "{\"ticket\":\"%V\",\"due\":\"%*s\","
+                        "\"message\":\"", &ctx->ticket, rlen, rfc);
+        p = (u_char *) ngx_escape_json(p, msg, mlen);
+        p = ngx_cpymem(p, "\",\"faq\":\"", sizeof("\",\"faq\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, ack->faq_url.data,
+                                       ack->faq_url.len);
+        p = ngx_cpymem(p, "\"}\n", 3);
+    }
+
+    return ngx_http_crm_feedback_send(r, NGX_HTTP_CREATED, html, body,
+                                      p - body);
+}
+
+
+/*
+ * Whether the client prefers HTML: Accept ranks text/html above
+ * application/json (RFC 9110, section 12.5.1: the most specific range
+ * that matches gives the quality), as a browser's form post does.  No
+ * Accept, or a tie, gets JSON.
+ */
+
+static ngx_uint_t
+ngx_http_crm_feedback_wants_html(ngx_http_request_t *r)
+{
+    ngx_int_t         html, json, q;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    static ngx_str_t  text = ngx_string("text");
+    static ngx_str_t  htm = ngx_string("html");
+    static ngx_str_t  app = ngx_string("application");
+    static ngx_str_t  js = ngx_string("json");
+
+    html = -1;
+    json = -1;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Accept") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        q = ngx_http_crm_feedback_quality(h[i].value.data,
+                                          h[i].value.data + h[i].value.len,
+                                          &text, &htm);
+        html = ngx_max(html, q);
+
+        q = ngx_http_crm_feedback_quality(h[i].value.data,
+                                          h[i].value.data + h[i].value.len,
+                                          &app, &js);
+        json = ngx_max(json, q);
+    }
+
+    /* a type no range names is not acceptable; none at all: JSON */
+
+    return html > 0 && html > json;
+}
+
+
+/*
+ * The quality (0..1000) the Accept value gives type/subtype: that of its
+ * most specific matching range; -1 when none matches.
+ */
+
+static ngx_int_t
+ngx_http_crm_feedback_quality(u_char *p, u_char *last, ngx_str_t *type,
+    ngx_str_t *subtype)
+{
+    u_char     *t, *s, *e, *end;
+    ngx_int_t   q, best, spec, bspec, i, scale;
+
+    best = -1;
+    bspec = 0;
+
+    while (p < last) {
+
+        /* one range: type "/" subtype *( ";" parameter ) */
+
+        end = ngx_strlchr(p, last, ',');
+        if (end == NULL) {
+            end = last;
+        }
+
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        t = p;
+        s = ngx_strlchr(p, end, '/');
+
+        if (s == NULL) {
+            p = end + 1;
+            continue;
+        }
+
+        e = s + 1;
+
+        while (e < end && *e != ';' && *e != ' ' && *e != '\t') {
+            e++;
+        }
+
+        if (s - t == 1 && *t == '*') {
+            spec = (e - s - 1 == 1 && s[1] == '*') ? 1 : 0;
+
+        } else if ((size_t) (s - t) == type->len
+                   && ngx_strncasecmp(t, type->data, type->len) == 0)
+        {
+            if (e - s - 1 == 1 && s[1] == '*') {
+                spec = 2;
+
+            } else if ((size_t) (e - s - 1) == subtype->len
+                       && ngx_strncasecmp(s + 1, subtype->data, subtype->len)
+                          == 0)
+            {
+                spec = 3;
+
+            } else {
+                spec = 0;
+            }
+
+        } else {
+            spec = 0;
+        }
+
+        /* ";q=0.5": three decimals at most */
+
+        q = 1000;
+
+        for (p = e; p + 2 < end; p++) {
+            if (*p != ';') {
+                continue;
+            }
+
+            p++;
+
+            while (p < end && (*p == ' ' || *p == '\t')) {
+                p++;
+            }
+
+            if (end - p < 3 || (*p != 'q' && *p != 'Q') || p[1] != '=') {
+                continue;
+            }
+
+            p += 2;
+            q = 0;
+
+            if (p < end && *p == '1') {
+                q = 1000;
+
+            } else if (p < end && *p == '0') {
+                p++;
+
+                if (p < end && *p == '.') {
+                    scale = 100;
+
+                    for (i = 0, p++; i < 3 && p < end && *p >= '0'
+                                     && *p <= '9'; i++, p++)
+                    {
+                        q += (*p - '0') * scale;
+                        scale /= 10;
+                    }
+                }
+            }
+
+            break;
+        }
+
+        if (spec > bspec) {
+            bspec = spec;
+            best = q;
+        }
+
+        p = end + 1;
+    }
+
+    return best;
+}
+
+
+static ngx_int_t
+ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_uint_t html, u_char *body, size_t len)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (html) {
+        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    if (html) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* the page runs nothing and loads nothing */
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Content-Security-Policy");
+        ngx_str_set(&h->value, "default-src 'none'");
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-Content-Type-Options");
+        ngx_str_set(&h->value, "nosniff");
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * Worker 0 of a node whose locations take feedback checks for missed due
+ * times; the advisory lock in crm.check_breaches() keeps other nodes out.
+ */
+
+ngx_int_t
+ngx_http_crm_feedback_init_worker(ngx_cycle_t *cycle,
+    ngx_http_crm_main_conf_t *crmcf)
+{
+    ngx_http_crm_breach_t  *b;
+
+    if (!crmcf->feedback_used || crmcf->pg == NULL
+        || (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0))
+    {
+        return NGX_OK;
+    }
+
+    b = &ngx_http_crm_breach;
+    ngx_memzero(b, sizeof(ngx_http_crm_breach_t));
+
+    b->crmcf = crmcf;
+    b->timer.handler = ngx_http_crm_breach_check;
+    b->timer.data = b;
+    b->timer.log = cycle->log;
+    b->timer.cancelable = 1;
+
+    ngx_add_timer(&b->timer, NGX_HTTP_CRM_BREACH_INTERVAL);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_breach_check(ngx_event_t *ev)
+{
+    ngx_http_crm_breach_t     *b;
+    ngx_http_crm_pg_query_t   *q;
+    ngx_http_crm_main_conf_t  *crmcf;
+
+    b = ev->data;
+    crmcf = b->crmcf;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (!b->busy && !ngx_http_crm_pg_is_down(crmcf->pg)) {
+        q = &b->query;
+        ngx_memzero(q, sizeof(ngx_http_crm_pg_query_t));
+
+        q->command = "SELECT crm.check_breaches()";
+        q->timeout = (ngx_msec_t) crmcf->policy->database.timeout;
+        q->handler = ngx_http_crm_breach_done;
+        q->data = b;
+
+        if (ngx_http_crm_pg_send(crmcf->pg, q) == NGX_OK) {
+            b->busy = 1;
+        }
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_CRM_BREACH_INTERVAL);
+}
+
+
+static void
+ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t               n;
+    ngx_http_crm_breach_t  *b;
+
+    b = q->data;
+    b->busy = 0;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        return;
+    }
+
+    n = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                 PQgetlength(res, 0, 0));
+
+    if (n > 0) {
+        ngx_log_error(NGX_LOG_NOTICE, b->timer.log, 0,
+                      "crm: %i ticket(s) passed their due time unanswered: "
+                      "breached", n);
+    }
+}
