@@ -219,7 +219,7 @@ static const ngx_http_crm_key_t  ngx_http_crm_acknowledge_keys[] = {
     { ngx_http_crm_str_key("template", NGX_HTTP_CRM_S_TEMPLATE,
                            ngx_http_crm_acknowledge_t, template, 1, 65536,
                            "Thank you, {name}. Your ticket is {ticket}; "
-                           "we will answer by {due}. {faq}{ask_phone}"),
+                           "we will answer by {due}. {ask_phone} {faq}"),
       .arg = ngx_http_crm_ack_placeholders },
     { ngx_http_crm_str_key("faq_url", NGX_HTTP_CRM_S_TEXT,
                            ngx_http_crm_acknowledge_t, faq_url, 0, 4096, "") },
