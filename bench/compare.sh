@@ -38,7 +38,12 @@ def rows(path):
         if len(f) != 5 or f[0] in ('benchmark', '') or f[0].startswith('-'):
             continue
         try:
-            got.append((re.sub(r'\d+%?', 'N', f[0]), float(f[3]), f[4]))
+            # numbers in a name vary from run to run; the row's place not
+            got.append(('%02d %s' % (len(got) + 1,
+                                     re.sub(r'\d+%? decided', 'N% decided',
+                                            re.sub(r'\(\d+ from', '(N from',
+                                                   f[0]))),
+                        float(f[3]), f[4]))
         except ValueError:
             pass
     return got

@@ -63,6 +63,8 @@ static ngx_int_t ngx_http_crm_feedback_quality(u_char *p, u_char *last,
     ngx_str_t *type, ngx_str_t *subtype);
 static ngx_int_t ngx_http_crm_feedback_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t html, u_char *body, size_t len);
+static ngx_int_t ngx_http_crm_feedback_header(ngx_http_request_t *r,
+    char *key, char *value);
 static void ngx_http_crm_breach_check(ngx_event_t *ev);
 static void ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q,
     PGresult *res);
@@ -733,7 +735,6 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t         rc;
     ngx_buf_t        *b;
     ngx_chain_t       out;
-    ngx_table_elt_t  *h;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -748,35 +749,23 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_crm_feedback_header(r, "Cache-Control", "no-store")
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    /* the page runs nothing and loads nothing */
 
-    if (html) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* the page runs nothing and loads nothing */
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Content-Security-Policy");
-        ngx_str_set(&h->value, "default-src 'none'");
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "X-Content-Type-Options");
-        ngx_str_set(&h->value, "nosniff");
+    if (html
+        && (ngx_http_crm_feedback_header(r, "Content-Security-Policy",
+                                         "default-src 'none'")
+            != NGX_OK
+            || ngx_http_crm_feedback_header(r, "X-Content-Type-Options",
+                                            "nosniff")
+               != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_send_header(r);
@@ -800,6 +789,26 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_crm_feedback_header(ngx_http_request_t *r, char *key, char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(key);
+    h->key.data = (u_char *) key;
+    h->value.len = ngx_strlen(value);
+    h->value.data = (u_char *) value;
+
+    return NGX_OK;
 }
 
 

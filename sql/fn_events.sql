@@ -62,8 +62,9 @@ BEGIN
     SELECT (SELECT count(*) FROM ins),
            array_agg(l.j ORDER BY l.n)
                FILTER (WHERE l.j ->> 'kind' = 'order_result'
-                          OR ((l.j ->> 'kind' IN ('payment', 'status',
-                                                  'feedback')
+                          OR ((l.j ->> 'kind' IN ('payment', 'status')
+                               OR (l.j ->> 'kind' = 'feedback'
+                                   AND l.j ? 'ticket')
                                OR (l.j ->> 'kind' = 'order'
                                    AND (l.j ->> 'decided') IS DISTINCT FROM
                                        'true'))

@@ -17,7 +17,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c          crm.customer;
     t          crm.ticket;
-    v_doc      jsonb := crm.policy_doc(e ->> 'policy');
+    v_doc      jsonb;
     v_ticket   text := e ->> 'ticket';
     v_event    uuid := (e ->> 'event_id')::uuid;
     v_rating   bigint := crm.parse_id(e ->> 'rating');
@@ -27,6 +27,8 @@ BEGIN
     IF v_ticket IS NULL THEN
         RETURN;
     END IF;
+
+    v_doc := crm.policy_doc(e ->> 'policy');
 
     c := crm.find_customer(e ->> 'email', e ->> 'phone',
                            crm.parse_id(e ->> 'customer_id'), e ->> 'name',

@@ -161,6 +161,22 @@ COMMENT ON COLUMN crm.surprise_report.gifts IS
     'Gifts packed (not released by a refused or unanswered order).';
 COMMENT ON COLUMN crm.surprise_report.gift_cost IS 'Their cost.';
 
+-- business_percentile: the fraction-th percentile of intervals (NULLs
+-- left out), as a justified interval: the first response times of the
+-- views below.
+CREATE OR REPLACE FUNCTION crm.business_percentile(fraction float8,
+    v interval[])
+RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT justify_hours(make_interval(secs => percentile_cont(fraction)
+               WITHIN GROUP (ORDER BY extract(epoch FROM x))))
+      FROM unnest(v) AS x
+$$;
+
+COMMENT ON FUNCTION crm.business_percentile(float8, interval[]) IS
+    'Internal: a percentile of business times, for crm.sla_report and '
+    'crm.feedback_topics.';
+
 -- ticket_times: internal: each ticket with its calendar (the sla object of
 -- the policy it was given under) and its first response in business time.
 CREATE OR REPLACE VIEW crm.ticket_times AS
@@ -213,11 +229,11 @@ CREATE OR REPLACE VIEW crm.sla_report AS
                AS within_target,
            round(avg((t.answered_at <= t.due_at IS TRUE)::integer), 3)
                AS within_limit,
-           justify_hours(make_interval(secs => percentile_cont(0.5)
-               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+           crm.business_percentile(0.5,
+               array_agg(t.first_response))
                AS median_first_response,
-           justify_hours(make_interval(secs => percentile_cont(0.9)
-               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+           crm.business_percentile(0.9,
+               array_agg(t.first_response))
                AS p90_first_response,
            count(t.breached_at) AS breaches
       FROM crm.ticket_times t
@@ -242,8 +258,8 @@ CREATE OR REPLACE VIEW crm.feedback_topics AS
            round(avg((t.rating >= 4)::integer), 3) AS csat,
            count(*) FILTER (WHERE t.conflict) AS conflicts,
            count(t.breached_at) AS breaches,
-           justify_hours(make_interval(secs => percentile_cont(0.5)
-               WITHIN GROUP (ORDER BY extract(epoch FROM t.first_response))))
+           crm.business_percentile(0.5,
+               array_agg(t.first_response))
                AS median_first_response
       FROM crm.ticket_times t
      GROUP BY t.category
