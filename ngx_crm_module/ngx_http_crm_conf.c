@@ -156,8 +156,11 @@ ngx_http_crm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
+    /* not an "if" block: it keeps its location's handler */
+
     if (conf->capture == NGX_HTTP_CRM_CAPTURE_FEEDBACK
-        && clcf->handler == NULL && clcf->name.len)
+        && clcf->handler == NULL && clcf->name.len
+        && (!clcf->noname || clcf->lmt_excpt))
     {
         clcf->handler = ngx_http_crm_feedback_handler;
     }

@@ -216,10 +216,10 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     ctx->target_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, target);
 
     if (ctx->due_at < 0 || ctx->target_at < 0) {
-        /* open too seldom to count: calendar time, and say so */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "crm: feedback.sla opens too seldom to count a due "
-                      "time in business hours; counted in calendar time");
+        /* open too seldom to count (holidays on every open day) */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "crm feedback: no due time within ten years, "
+                       "counted in calendar time");
         ctx->due_at = t + limit;
         ctx->target_at = t + target;
     }
@@ -360,7 +360,19 @@ ngx_http_crm_feedback_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_crm_get_ctx(r);
 
-    if (ctx == NULL || r != r->main) {
+    if (r != r->main) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        if (ngx_http_crm_feedback_header(r, "Allow", "POST") != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ctx == NULL) {
         return ngx_http_crm_feedback_error(r, NGX_HTTP_BAD_REQUEST,
                                            "no feedback was read", NULL);
     }
@@ -739,8 +751,13 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
+    if (status == 422 && r->err_status == 0) {
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
+
     if (html) {
-        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+        ngx_str_set(&r->headers_out.content_type, "text/html");
+        ngx_str_set(&r->headers_out.charset, "utf-8");
 
     } else {
         ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -782,7 +799,7 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     b->pos = body;
     b->last = body + len;
     b->memory = 1;
-    b->last_buf = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     out.buf = b;

@@ -18,7 +18,7 @@
 #define NGX_HTTP_CRM_TICKET_LEN       12
 #define NGX_HTTP_CRM_TICKET_ALPHABET  "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
-/* seconds between two checks for missed due times */
+/* milliseconds between two checks for missed due times */
 #define NGX_HTTP_CRM_BREACH_INTERVAL  2000
 
 

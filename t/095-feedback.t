@@ -78,6 +78,9 @@ location = /contact {
     proxy_set_header X-CRM-Ticket \$crm_ticket;
     proxy_set_header X-CRM-State \$crm_state;
     proxy_pass http://127.0.0.1:$SHOP;
+    if (\$arg_x) {
+        set \$feedback_x 1;
+    }
 }
 location = /orders {
     crm_capture order;
@@ -212,6 +215,10 @@ like($h->{'content-type'}, qr{^text/html}, 'text/* above JSON: the page');
 
 # --- what cannot be answered --------------------------------------------------
 
+($s, $h) = http_request('GET', '/feedback', {}, undef);
+is("$s " . ($h->{allow} // ''), '405 POST', 'a GET is 405, Allow: POST');
+settle();
+
 my $n0 = db("SELECT count(*) FROM crm.interactions WHERE kind = 'feedback'");
 ($s, $h, $raw, $d) = feedback('{"email":"a@example.com",');
 is($s, 400, 'a truncated body: 400');
@@ -264,6 +271,10 @@ is($s, 200, 'with an upstream the shop answers');
 like($d->{headers}{'x-crm-ticket'} // '', qr/^[2-9A-HJ-NP-Z]{12}$/,
      '... told the ticket in $crm_ticket');
 my $sam = $d->{headers}{'x-crm-ticket'};
+($s, $h, $raw, $d) = feedback({ email => 'sam@example.com' },
+                              uri => '/contact?x=1');
+is($s . ' ' . ($d->{headers}{'x-crm-ticket'} =~ /^\w{12}$/ ? 'ticket' : '-'),
+   '200 ticket', 'an "if" block in the location keeps the shop answering');
 my $bad = '{"email":"sam@example.com", oops';
 ($s, $h, $raw, $d) = feedback($bad, uri => '/contact');
 is($d->{body}, $bad, 'a bad body passes through untouched');
