@@ -81,7 +81,7 @@ static ngx_http_crm_breach_t  ngx_http_crm_breach;
 ngx_int_t
 ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
-    char                     *dir;
+    const char               *dir;
     ngx_int_t                 rc;
     ngx_str_t                 name, data;
     ngx_uint_t                i;
@@ -108,10 +108,7 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
         return NGX_OK;
     }
 
-    dir = getenv("CRM_ZONEINFO");
-    if (dir == NULL || dir[0] == '\0') {
-        dir = NGX_HTTP_CRM_ZONEINFO;
-    }
+    dir = ngx_http_crm_zoneinfo();
 
     name.len = ngx_strlen(dir) + 1 + sla->timezone.len;
     name.data = ngx_pnalloc(cf->pool, name.len + 1);
@@ -230,10 +227,10 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
 /*
  * The ticket number: 60 bits as 12 characters of an alphabet without 0, O,
- * 1, I and L.  With an Idempotency-Key it is the HMAC of the key and the
- * customer (with the cookie secret; its SHA-256 when there is none), so a
- * retry gets the same ticket on any worker or node, and another customer
- * with the same key another one; else it is random.
+ * 1, I and L.  With an Idempotency-Key and identity.secret_file it is an
+ * HMAC of the key and the customer (with a key derived from the cookie
+ * key), so a retry gets the same ticket on any worker or node, and another
+ * customer with the same key another one; else it is random.
  */
 
 static void
@@ -241,6 +238,7 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     ngx_str_t *who)
 {
     u_char                    *p, *msg, md[EVP_MAX_MD_SIZE];
+    u_char                     key[EVP_MAX_MD_SIZE];
     size_t                     len;
     uint64_t                   v;
     ngx_uint_t                 i;
@@ -254,7 +252,7 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
     keys = crmcf->keys;
 
-    if (ctx->idempotency_key.len) {
+    if (ctx->idempotency_key.len && keys != NULL && keys->n) {
         len = sizeof(label) - 1 + ctx->idempotency_key.len + 1 + who->len;
 
         msg = ngx_pnalloc(r->pool, len);
@@ -268,16 +266,16 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
         *p++ = '\n';
         ngx_memcpy(p, who->data, who->len);
 
-        if (keys != NULL && keys->n) {
-            if (HMAC(EVP_sha256(), keys->key[0], (int) keys->len[0], msg, len,
-                     md, &mdlen)
-                == NULL)
-            {
-                return;
-            }
+        /* a key of its own, derived from the cookie key: never the same */
 
-        } else if (EVP_Digest(msg, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        if (HMAC(EVP_sha256(), keys->key[0], (int) keys->len[0], label,
+                 sizeof(label) - 1, key, &mdlen)
+            == NULL
+            || HMAC(EVP_sha256(), key, (int) mdlen, msg, len, md, &mdlen)
+               == NULL)
         {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "crm: HMAC() failed: no ticket");
             return;
         }
 

@@ -238,6 +238,7 @@ typedef struct ngx_http_crm_policy_s  ngx_http_crm_policy_t;
 ngx_http_crm_policy_t *ngx_http_crm_policy_parse(const char *file,
     const unsigned char *data, size_t len, char *err, size_t errlen);
 void ngx_http_crm_policy_free(ngx_http_crm_policy_t *policy);
+const char *ngx_http_crm_zoneinfo(void);
 
 
 #endif /* _NGX_HTTP_CRM_POLICY_H_INCLUDED_ */

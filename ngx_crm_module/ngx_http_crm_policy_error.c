@@ -103,7 +103,6 @@ static void
 ngx_http_crm_expect(const ngx_http_crm_key_t *k, char *buf, size_t size)
 {
     char         a[32], b[32], names[NGX_HTTP_CRM_PATHLEN];
-    const char  *dir;
 
     if (k->expect != NULL) {
         snprintf(buf, size, "%s", k->expect);
@@ -207,10 +206,8 @@ ngx_http_crm_expect(const ngx_http_crm_key_t *k, char *buf, size_t size)
             break;
 
         case NGX_HTTP_CRM_S_ZONE:
-            dir = getenv("CRM_ZONEINFO");
             snprintf(buf, size, "expected a time zone name from %s, such as "
-                     "UTC or Europe/Berlin",
-                     dir && dir[0] ? dir : NGX_HTTP_CRM_ZONEINFO);
+                     "UTC or Europe/Berlin", ngx_http_crm_zoneinfo());
             break;
 
         default:

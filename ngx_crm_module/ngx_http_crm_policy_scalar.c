@@ -440,6 +440,19 @@ ngx_http_crm_template(ngx_http_crm_yaml_ctx_t *ctx, const ngx_http_crm_key_t *k,
 }
 
 
+/* where zones are read from: $CRM_ZONEINFO, else NGX_HTTP_CRM_ZONEINFO */
+
+const char *
+ngx_http_crm_zoneinfo(void)
+{
+    const char  *dir;
+
+    dir = getenv("CRM_ZONEINFO");
+
+    return (dir != NULL && dir[0] != '\0') ? dir : NGX_HTTP_CRM_ZONEINFO;
+}
+
+
 /*
  * A time zone must name a TZif file of the zoneinfo database ($CRM_ZONEINFO
  * or /usr/share/zoneinfo) and stay inside it: no leading "/", and no path
@@ -477,10 +490,7 @@ ngx_http_crm_zone(const unsigned char *v, size_t len)
         return -1;
     }
 
-    dir = getenv("CRM_ZONEINFO");
-    if (dir == NULL || dir[0] == '\0') {
-        dir = NGX_HTTP_CRM_ZONEINFO;
-    }
+    dir = ngx_http_crm_zoneinfo();
 
     if ((size_t) snprintf(path, sizeof(path), "%s/%.*s", dir, (int) len,
                           (const char *) v)

@@ -5,8 +5,9 @@
 -- tickets whose due time passed unanswered and compensates the customer.
 
 -- apply_feedback: opens the ticket of a feedback event line: the customer
--- found or created as for orders (the phone given is stored on her), a
--- conflict's compensation promised.  The line carries what the module
+-- found or created as for orders (the phone and name given are stored on
+-- her where she has none), a conflict's compensation promised unless one
+-- is still open for her.  The line carries what the module
 -- decided: "ticket", "received_at", "target_at", "due_at" (epoch seconds),
 -- "conflict", "compensation" and "breach_compensation" (percents).  A line
 -- with no ticket (nobody to answer) opens none; the same ticket for the
@@ -23,6 +24,7 @@ DECLARE
     v_rating   bigint := crm.parse_id(e ->> 'rating');
     v_percent  bigint := crm.parse_id(e ->> 'compensation');
     v_promise  bigint;
+    v_phone    text := crm.norm_phone(e ->> 'phone');
 BEGIN
     IF v_ticket IS NULL THEN
         RETURN;
@@ -30,13 +32,27 @@ BEGIN
 
     v_doc := crm.policy_doc(e ->> 'policy');
 
-    c := crm.find_customer(e ->> 'email', e ->> 'phone',
-                           crm.parse_id(e ->> 'customer_id'), e ->> 'name',
-                           NULL, v_doc);
+    -- a contact form proves nothing: it finds or makes the customer, and
+    -- fills in her phone and name only where she has none, never
+    -- overwriting what an order or a login gave
+    c := crm.find_customer(e ->> 'email',
+                           CASE WHEN crm.norm_email(e ->> 'email') IS NULL
+                                THEN e ->> 'phone' END,
+                           crm.parse_id(e ->> 'customer_id'), NULL, NULL,
+                           v_doc);
 
     IF c.customer_id IS NULL THEN
         RETURN;
     END IF;
+
+    UPDATE crm.customer AS x
+       SET phone = coalesce(x.phone, v_phone),
+           name = coalesce(x.name, nullif(btrim(e ->> 'name'), ''))
+     WHERE x.customer_id = c.customer_id
+       AND ((x.phone IS NULL AND v_phone IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM crm.customer AS y
+                              WHERE y.phone = v_phone))
+            OR (x.name IS NULL AND nullif(btrim(e ->> 'name'), '') IS NOT NULL));
 
     SELECT * INTO t FROM crm.ticket AS x WHERE x.ticket = v_ticket;
 
@@ -48,7 +64,14 @@ BEGIN
         RAISE EXCEPTION 'ticket % was given to another customer', v_ticket;
     END IF;
 
-    IF (e ->> 'conflict')::boolean AND v_percent BETWEEN 1 AND 100 THEN
+    -- one compensation open at a time: complaints cannot be stacked into
+    -- discounts (the next is opened once this one is kept or gone)
+    IF (e ->> 'conflict')::boolean AND v_percent BETWEEN 1 AND 100
+       AND NOT EXISTS (SELECT 1 FROM crm.promise AS p
+                        WHERE p.customer_id = c.customer_id
+                          AND p.kind = 'compensation'
+                          AND p.status IN ('open', 'reserved'))
+    THEN
         INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
         VALUES (c.customer_id, 'compensation', v_percent,
                 now() + make_interval(secs => coalesce(
@@ -193,7 +216,13 @@ BEGIN
     LOOP
         n := n + 1;
 
-        IF t.breach_percent BETWEEN 1 AND 100 THEN
+        -- one sla_breach promise open at a time for a customer
+        IF t.breach_percent BETWEEN 1 AND 100
+           AND NOT EXISTS (SELECT 1 FROM crm.promise AS p
+                            WHERE p.customer_id = t.customer_id
+                              AND p.kind = 'sla_breach'
+                              AND p.status IN ('open', 'reserved'))
+        THEN
             INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
             VALUES (t.customer_id, 'sla_breach', t.breach_percent,
                     now() + make_interval(secs => coalesce(

@@ -145,6 +145,13 @@ is(counts() =~ s{^(\d+)/.*}{$1}r, $before =~ s{^(\d+)/.*}{$1}r,
    'a feedback line without a ticket (nobody to answer) opens none');
 
 
+record(fb(ticket => 'ANNAQTHER222', email => 'anna@example.com',
+          phone => '79990000000', name => 'Mallory'));
+is(one("SELECT name || ' ' || phone FROM crm.customer"
+       . " WHERE customer_id = $anna"), 'Anna 79120000001',
+   'a contact form with her e-mail overwrites neither her name nor phone');
+
+
 # --- a conflict is settled in the customer's favour -------------------------
 
 record(fb(ticket => 'KKKKKKKKKKK2', email => 'kim@example.com',
@@ -165,6 +172,10 @@ record(result($k1, 201));
 is_deeply(ledger($kim), [ '15:kept:K-1' ], '... kept by that order');
 is(one("SELECT crm.resolve_ticket('KKKKKKKKKKK2', 'unfounded', true)"), 'f',
    'a compensation already used is not withdrawn');
+record(map { fb(ticket => "KKKKKKKKKK${_}3", email => 'kim@example.com',
+                rating => 1, conflict => $T, compensation => 15) } 2 .. 4);
+is_deeply(ledger($kim), [ '15:kept:K-1', '15:open:-' ],
+          'three more complaints at once: one compensation open at a time');
 
 record(fb(ticket => 'LLLLLLLLLLL2', email => 'lev@example.com',
           rating => 2, conflict => $T, compensation => 15));
@@ -323,8 +334,8 @@ is(one("SELECT coalesce(t.message, '-') || '|' || string_agg("
        . " crm.ticket_reply r USING (ticket) WHERE t.ticket = 'ABCDEFGHJK23'"
        . " GROUP BY t.message"),
    '-|-,-', 'forgetting a customer erases her messages and the replies');
-is(one("SELECT count(*) FROM crm.ticket WHERE customer_id = $anna"), 1,
-   '... the ticket stays, for the figures');
+is(one("SELECT count(*) FROM crm.ticket WHERE customer_id = $anna"), 2,
+   '... her two tickets stay, for the figures');
 is(one("SELECT count(*) FROM crm.ticket_reply WHERE reply IS NOT NULL"
        . " AND ticket <> 'ABCDEFGHJK23'"), 1,
    '... and other customers\' replies stay');
