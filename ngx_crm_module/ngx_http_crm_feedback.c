@@ -18,9 +18,7 @@
  * prefers HTML; 400 for a body it cannot read; 422 when nobody can be
  * answered.  Elsewhere $crm_ticket carries the number to the shop.
  *
- * One worker (number 0) checks every NGX_HTTP_CRM_BREACH_INTERVAL for
- * tickets whose due time passed unanswered: crm.check_breaches() marks
- * them once, across nodes, under an advisory lock.
+ * Missed due times are checked by ngx_http_crm_breach.c.
  */
 
 
@@ -41,14 +39,6 @@
 #define NGX_HTTP_CRM_TZFILE_MAX  (1024 * 1024)
 
 
-typedef struct {
-    ngx_event_t                 timer;
-    ngx_http_crm_pg_query_t     query;
-    ngx_http_crm_main_conf_t   *crmcf;
-    ngx_uint_t                  busy;
-} ngx_http_crm_breach_t;
-
-
 static void *ngx_http_crm_feedback_alloc(void *data, size_t size);
 static void ngx_http_crm_feedback_ticket(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_str_t *who);
@@ -65,12 +55,6 @@ static ngx_int_t ngx_http_crm_feedback_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t html, u_char *body, size_t len);
 static ngx_int_t ngx_http_crm_feedback_header(ngx_http_request_t *r,
     char *key, char *value);
-static void ngx_http_crm_breach_check(ngx_event_t *ev);
-static void ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q,
-    PGresult *res);
-
-
-static ngx_http_crm_breach_t  ngx_http_crm_breach;
 
 
 /*
@@ -824,94 +808,4 @@ ngx_http_crm_feedback_header(ngx_http_request_t *r, char *key, char *value)
     h->value.data = (u_char *) value;
 
     return NGX_OK;
-}
-
-
-/*
- * Worker 0 of a node whose locations take feedback checks for missed due
- * times; the advisory lock in crm.check_breaches() keeps other nodes out.
- */
-
-ngx_int_t
-ngx_http_crm_feedback_init_worker(ngx_cycle_t *cycle,
-    ngx_http_crm_main_conf_t *crmcf)
-{
-    ngx_http_crm_breach_t  *b;
-
-    if (!crmcf->feedback_used || crmcf->pg == NULL
-        || (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0))
-    {
-        return NGX_OK;
-    }
-
-    b = &ngx_http_crm_breach;
-    ngx_memzero(b, sizeof(ngx_http_crm_breach_t));
-
-    b->crmcf = crmcf;
-    b->timer.handler = ngx_http_crm_breach_check;
-    b->timer.data = b;
-    b->timer.log = cycle->log;
-    b->timer.cancelable = 1;
-
-    ngx_add_timer(&b->timer, NGX_HTTP_CRM_BREACH_INTERVAL);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_crm_breach_check(ngx_event_t *ev)
-{
-    ngx_http_crm_breach_t     *b;
-    ngx_http_crm_pg_query_t   *q;
-    ngx_http_crm_main_conf_t  *crmcf;
-
-    b = ev->data;
-    crmcf = b->crmcf;
-
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    if (!b->busy && !ngx_http_crm_pg_is_down(crmcf->pg)) {
-        q = &b->query;
-        ngx_memzero(q, sizeof(ngx_http_crm_pg_query_t));
-
-        q->command = "SELECT crm.check_breaches()";
-        q->timeout = (ngx_msec_t) crmcf->policy->database.timeout;
-        q->handler = ngx_http_crm_breach_done;
-        q->data = b;
-
-        if (ngx_http_crm_pg_send(crmcf->pg, q) == NGX_OK) {
-            b->busy = 1;
-        }
-    }
-
-    ngx_add_timer(ev, NGX_HTTP_CRM_BREACH_INTERVAL);
-}
-
-
-static void
-ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q, PGresult *res)
-{
-    ngx_int_t               n;
-    ngx_http_crm_breach_t  *b;
-
-    b = q->data;
-    b->busy = 0;
-
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
-        || PQntuples(res) != 1)
-    {
-        return;
-    }
-
-    n = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                 PQgetlength(res, 0, 0));
-
-    if (n > 0) {
-        ngx_log_error(NGX_LOG_NOTICE, b->timer.log, 0,
-                      "crm: %i ticket(s) passed their due time unanswered: "
-                      "breached", n);
-    }
 }

@@ -27,7 +27,9 @@ ngx_int_t ngx_http_crm_feedback_conf(ngx_conf_t *cf,
 void ngx_http_crm_feedback_decide(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
 ngx_int_t ngx_http_crm_feedback_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_crm_feedback_init_worker(ngx_cycle_t *cycle,
+
+/* ngx_http_crm_breach.c */
+ngx_int_t ngx_http_crm_breach_init_worker(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *crmcf);
 
 

@@ -177,7 +177,7 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
                                "SELECT crm.register_policy($1, $2::jsonb)",
                                2, crmcf->on_connect);
 
-    return ngx_http_crm_feedback_init_worker(cycle, crmcf);
+    return ngx_http_crm_breach_init_worker(cycle, crmcf);
 }
 
 
