@@ -4,6 +4,42 @@
 -- crm.check_breaches(), called every few seconds by the module, marks the
 -- tickets whose due time passed unanswered and compensates the customer.
 
+-- open_ticket_promise: the promise of kind ("compensation",
+-- "sla_breach") a ticket gives customer cid, valid for the policy's
+-- loyalty.promise.valid_for; none (NULL) when percent is not 1..100 or one
+-- of that kind is still open or reserved for her, so that complaints and
+-- missed answers are not stacked into discounts.
+CREATE OR REPLACE FUNCTION crm.open_ticket_promise(cid bigint, kind text,
+    percent bigint, doc jsonb)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v  bigint;
+BEGIN
+    IF percent IS NULL OR percent NOT BETWEEN 1 AND 100
+       OR EXISTS (SELECT 1 FROM crm.promise AS p
+                   WHERE p.customer_id = cid
+                     AND p.kind = open_ticket_promise.kind
+                     AND p.status IN ('open', 'reserved'))
+    THEN
+        RETURN NULL;
+    END IF;
+
+    INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
+    VALUES (cid, open_ticket_promise.kind, percent,
+            now() + make_interval(secs => coalesce(
+                (doc #>> '{loyalty,promise,valid_for_s}')::float8,
+                30 * 86400)))
+    RETURNING promise_id INTO v;
+
+    RETURN v;
+END
+$$;
+
+COMMENT ON FUNCTION crm.open_ticket_promise(bigint, text, bigint, jsonb) IS
+    'Internal: a ticket''s compensation or sla_breach promise, one open at '
+    'a time for a customer.';
+
 -- apply_feedback: opens the ticket of a feedback event line: the customer
 -- found or created as for orders (the phone and name given are stored on
 -- her where she has none), a conflict's compensation promised unless one
@@ -66,18 +102,9 @@ BEGIN
 
     -- one compensation open at a time: complaints cannot be stacked into
     -- discounts (the next is opened once this one is kept or gone)
-    IF (e ->> 'conflict')::boolean AND v_percent BETWEEN 1 AND 100
-       AND NOT EXISTS (SELECT 1 FROM crm.promise AS p
-                        WHERE p.customer_id = c.customer_id
-                          AND p.kind = 'compensation'
-                          AND p.status IN ('open', 'reserved'))
-    THEN
-        INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
-        VALUES (c.customer_id, 'compensation', v_percent,
-                now() + make_interval(secs => coalesce(
-                    (v_doc #>> '{loyalty,promise,valid_for_s}')::float8,
-                    30 * 86400)))
-        RETURNING promise_id INTO v_promise;
+    IF (e ->> 'conflict')::boolean THEN
+        v_promise := crm.open_ticket_promise(c.customer_id, 'compensation',
+                                             v_percent, v_doc);
     END IF;
 
     INSERT INTO crm.ticket (ticket, event_id, customer_id, order_id,
@@ -216,21 +243,11 @@ BEGIN
     LOOP
         n := n + 1;
 
-        -- one sla_breach promise open at a time for a customer
-        IF t.breach_percent BETWEEN 1 AND 100
-           AND NOT EXISTS (SELECT 1 FROM crm.promise AS p
-                            WHERE p.customer_id = t.customer_id
-                              AND p.kind = 'sla_breach'
-                              AND p.status IN ('open', 'reserved'))
-        THEN
-            INSERT INTO crm.promise (customer_id, kind, percent, valid_until)
-            VALUES (t.customer_id, 'sla_breach', t.breach_percent,
-                    now() + make_interval(secs => coalesce(
-                        (crm.policy_doc(t.policy)
-                         #>> '{loyalty,promise,valid_for_s}')::float8,
-                        30 * 86400)))
-            RETURNING promise_id INTO v;
+        v := crm.open_ticket_promise(t.customer_id, 'sla_breach',
+                                     t.breach_percent,
+                                     crm.policy_doc(t.policy));
 
+        IF v IS NOT NULL THEN
             UPDATE crm.ticket AS x SET breach_promise = v
              WHERE x.ticket = t.ticket;
         END IF;
