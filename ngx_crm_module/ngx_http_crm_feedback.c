@@ -28,6 +28,7 @@
 #include "ngx_http_crm_calendar.h"
 #include "ngx_http_crm_template.h"
 #include "ngx_http_crm_conf.h"
+#include "ngx_http_crm_identity.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -68,7 +69,6 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     const char               *dir;
     ngx_int_t                 rc;
     ngx_str_t                 name, data;
-    ngx_uint_t                i;
     const char               *err;
     ngx_http_crm_tz_t        *tz;
     ngx_http_crm_sla_t       *sla;
@@ -77,10 +77,7 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     sla = &crmcf->policy->feedback.sla;
     cal = &crmcf->calendar;
 
-    for (i = 0; i < 7; i++) {
-        cal->hours[i].start = sla->hours[i].start;
-        cal->hours[i].end = sla->hours[i].end;
-    }
+    ngx_memcpy(cal->hours, sla->hours, sizeof(cal->hours));
 
     cal->holidays = sla->holidays;
     cal->nholidays = sla->nholidays;
@@ -554,6 +551,7 @@ ngx_http_crm_feedback_wants_html(ngx_http_request_t *r)
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
+    static ngx_str_t  accept = ngx_string("Accept");
     static ngx_str_t  text = ngx_string("text");
     static ngx_str_t  htm = ngx_string("html");
     static ngx_str_t  app = ngx_string("application");
@@ -563,35 +561,16 @@ ngx_http_crm_feedback_wants_html(ngx_http_request_t *r)
     json = -1;
 
     part = &r->headers_in.headers.part;
-    h = part->elts;
+    i = 0;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != sizeof("Accept") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
-                               sizeof("Accept") - 1)
-               != 0)
-        {
-            continue;
-        }
-
-        q = ngx_http_crm_feedback_quality(h[i].value.data,
-                                          h[i].value.data + h[i].value.len,
+    while ((h = ngx_http_crm_header_next(&part, &i, &accept)) != NULL) {
+        q = ngx_http_crm_feedback_quality(h->value.data,
+                                          h->value.data + h->value.len,
                                           &text, &htm);
         html = ngx_max(html, q);
 
-        q = ngx_http_crm_feedback_quality(h[i].value.data,
-                                          h[i].value.data + h[i].value.len,
+        q = ngx_http_crm_feedback_quality(h->value.data,
+                                          h->value.data + h->value.len,
                                           &app, &js);
         json = ngx_max(json, q);
     }

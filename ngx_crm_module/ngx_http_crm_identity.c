@@ -39,8 +39,6 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_crm_identity_is_crm(ngx_str_t *key);
-static ngx_table_elt_t *ngx_http_crm_header_next(ngx_list_part_t **part,
-    ngx_uint_t *i, ngx_str_t *name);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
     uint64_t customer_id, ngx_http_crm_main_conf_t *crmcf);
@@ -540,7 +538,7 @@ ngx_http_crm_identify_done(ngx_http_crm_pg_query_t *q, PGresult *res)
  * last call stopped.  NULL when there is none.
  */
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_crm_header_next(ngx_list_part_t **part, ngx_uint_t *i,
     ngx_str_t *name)
 {

@@ -21,5 +21,9 @@ ngx_int_t ngx_http_crm_identity_keys(ngx_conf_t *cf,
 void ngx_http_crm_identity_cookie(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
 
+/* the next header of a list named name: see ngx_http_crm_identity.c */
+ngx_table_elt_t *ngx_http_crm_header_next(ngx_list_part_t **part,
+    ngx_uint_t *i, ngx_str_t *name);
+
 
 #endif /* _NGX_HTTP_CRM_IDENTITY_H_INCLUDED_ */

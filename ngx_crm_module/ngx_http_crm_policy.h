@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_crm_calendar.h"
+
 
 #define NGX_HTTP_CRM_POLICY_ERRLEN  512
 
@@ -145,13 +147,11 @@ typedef struct {
 
 /*
  * Business hours of one weekday, in minutes since local midnight:
- * start < end <= 1440 when open; start == end == 0 when closed.
+ * start < end <= 1440 when open; start == end == 0 when closed.  The
+ * calendar's own type, so that feedback.sla.hours is its hours as they are.
  */
 
-typedef struct {
-    unsigned                        start;
-    unsigned                        end;
-} ngx_http_crm_hours_t;
+typedef ngx_http_crm_cal_hours_t  ngx_http_crm_hours_t;
 
 
 typedef struct {

@@ -19,6 +19,7 @@
 
 #include "ngx_http_crm_calendar.h"
 #include "tap.h"
+#include "zonefile.h"
 
 
 #define MAXALLOC  64
@@ -45,33 +46,6 @@ alloc(void *data, size_t size)
 }
 
 
-static unsigned char *
-slurp(const char *name, size_t *len)
-{
-    char            path[512];
-    long            n;
-    FILE           *f;
-    unsigned char  *buf;
-
-    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", name);
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-
-    buf = malloc(n);
-    *len = fread(buf, 1, n, f);
-    fclose(f);
-
-    return buf;
-}
-
-
 static const ngx_http_crm_tz_t *
 zone(const char *name)
 {
@@ -80,7 +54,7 @@ zone(const char *name)
     unsigned char        *buf;
     ngx_http_crm_tz_t    *tz;
 
-    buf = slurp(name, &len);
+    buf = zonefile(name, &len);
     if (buf == NULL) {
         diag("no /usr/share/zoneinfo/%s: is tzdata installed?", name);
         return ngx_http_crm_tz_utc();
@@ -279,7 +253,7 @@ main(void)
 
     /* malformed zones */
 
-    berlin_bytes = slurp("Europe/Berlin", &len);
+    berlin_bytes = zonefile("Europe/Berlin", &len);
 
     if (berlin_bytes != NULL) {
         bad(berlin_bytes, 10, "10 bytes");

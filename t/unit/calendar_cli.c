@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ngx_http_crm_calendar.h"
+#include "zonefile.h"
 
 
 static void *
@@ -36,31 +37,24 @@ alloc(void *data, size_t size)
 static const ngx_http_crm_tz_t *
 zone(const char *name)
 {
-    char            path[512];
-    long            n;
-    FILE           *f;
-    const char     *err;
-    unsigned char  *buf;
+    size_t              len;
+    const char         *err;
+    unsigned char      *buf;
+    ngx_http_crm_tz_t  *tz;
 
     if (strcmp(name, "UTC") == 0) {
         return ngx_http_crm_tz_utc();
     }
 
-    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", name);
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
+    buf = zonefile(name, &len);
+    if (buf == NULL) {
         return NULL;
     }
 
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc(n);
-    n = (long) fread(buf, 1, n, f);
-    fclose(f);
+    tz = ngx_http_crm_tz_parse(buf, len, alloc, NULL, &err);
+    free(buf);
 
-    return ngx_http_crm_tz_parse(buf, n, alloc, NULL, &err);
+    return tz;
 }
 
 
