@@ -40,9 +40,12 @@
 #define NGX_HTTP_CRM_TZFILE_MAX  (1024 * 1024)
 
 
+static ngx_int_t ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *crmcf);
 static void *ngx_http_crm_feedback_alloc(void *data, size_t size);
 static void ngx_http_crm_feedback_ticket(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_str_t *who);
+static ngx_int_t ngx_http_crm_feedback_random(u_char *out, size_t n);
 static ngx_uint_t ngx_http_crm_feedback_conflict(ngx_http_crm_ctx_t *ctx,
     ngx_http_crm_conflict_t *conflict);
 static ngx_int_t ngx_http_crm_feedback_error(ngx_http_request_t *r,
@@ -73,6 +76,10 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     ngx_http_crm_tz_t        *tz;
     ngx_http_crm_sla_t       *sla;
     ngx_http_crm_calendar_t  *cal;
+
+    if (ngx_http_crm_feedback_ticket_key(cf, crmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     sla = &crmcf->policy->feedback.sla;
     cal = &crmcf->calendar;
@@ -119,6 +126,50 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     }
 
     cal->tz = tz;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The key of idempotent ticket numbers.  With identity.secret_file it is
+ * derived from its first key (a key of its own, never the cookie key
+ * itself), so that nobody who lacks the file can tell a retried request's
+ * ticket in advance; without one it is a fixed key, the same on every
+ * node, and the number is only as hard to foresee as the Idempotency-Key.
+ */
+
+static ngx_int_t
+ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
+    ngx_http_crm_main_conf_t *crmcf)
+{
+    unsigned int          mdlen;
+    const u_char         *key;
+    size_t                len;
+    ngx_http_crm_keys_t  *keys;
+
+    static u_char         label[] = "ngx_crm ticket\n";
+
+    keys = crmcf->keys;
+
+    if (keys != NULL && keys->n) {
+        key = keys->key[0];
+        len = keys->len[0];
+
+    } else {
+        key = label;
+        len = sizeof(label) - 1;
+    }
+
+    if (HMAC(EVP_sha256(), key, (int) len, label, sizeof(label) - 1,
+             crmcf->ticket_key, &mdlen)
+        == NULL
+        || mdlen != sizeof(crmcf->ticket_key))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: HMAC() failed: no key for ticket numbers");
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -208,10 +259,9 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
 /*
  * The ticket number: 60 bits as 12 characters of an alphabet without 0, O,
- * 1, I and L.  With an Idempotency-Key and identity.secret_file it is an
- * HMAC of the key and the customer (with a key derived from the cookie
- * key), so a retry gets the same ticket on any worker or node, and another
- * customer with the same key another one; else it is random.
+ * 1, I and L.  With an Idempotency-Key it is an HMAC of the key and the
+ * customer, so a retry gets the same ticket on any worker or node, and
+ * another customer with the same key another one; else it is random.
  */
 
 static void
@@ -219,48 +269,39 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     ngx_str_t *who)
 {
     u_char                    *p, *msg, md[EVP_MAX_MD_SIZE];
-    u_char                     key[EVP_MAX_MD_SIZE];
     size_t                     len;
     uint64_t                   v;
     ngx_uint_t                 i;
     unsigned int               mdlen;
-    ngx_http_crm_keys_t       *keys;
     ngx_http_crm_main_conf_t  *crmcf;
 
-    static u_char              label[] = "ngx_crm ticket\n";
     static u_char              alphabet[] = NGX_HTTP_CRM_TICKET_ALPHABET;
 
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
-    keys = crmcf->keys;
 
-    if (ctx->idempotency_key.len && keys != NULL && keys->n) {
-        len = sizeof(label) - 1 + ctx->idempotency_key.len + 1 + who->len;
+    if (ctx->idempotency_key.len) {
+        len = ctx->idempotency_key.len + 1 + who->len;
 
         msg = ngx_pnalloc(r->pool, len);
         if (msg == NULL) {
             return;
         }
 
-        p = ngx_cpymem(msg, label, sizeof(label) - 1);
-        p = ngx_cpymem(p, ctx->idempotency_key.data,
+        p = ngx_cpymem(msg, ctx->idempotency_key.data,
                        ctx->idempotency_key.len);
         *p++ = '\n';
         ngx_memcpy(p, who->data, who->len);
 
-        /* a key of its own, derived from the cookie key: never the same */
-
-        if (HMAC(EVP_sha256(), keys->key[0], (int) keys->len[0], label,
-                 sizeof(label) - 1, key, &mdlen)
-            == NULL
-            || HMAC(EVP_sha256(), key, (int) mdlen, msg, len, md, &mdlen)
-               == NULL)
+        if (HMAC(EVP_sha256(), crmcf->ticket_key, sizeof(crmcf->ticket_key),
+                 msg, len, md, &mdlen)
+            == NULL)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "crm: HMAC() failed: no ticket");
             return;
         }
 
-    } else if (RAND_bytes(md, 8) != 1) {
+    } else if (ngx_http_crm_feedback_random(md, 8) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "crm: RAND_bytes() failed: no ticket");
         return;
@@ -279,6 +320,44 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
 
     ctx->ticket.data = ctx->ticket_data;
     ctx->ticket.len = NGX_HTTP_CRM_TICKET_LEN;
+}
+
+
+/*
+ * Random bytes for ticket numbers, taken from RAND_bytes() a few hundred
+ * tickets at a time: one call per ticket cost more than the rest of the
+ * ticket.  The bytes belong to the process that drew them (ngx_pid), so a
+ * forked worker never hands out its parent's; each is given out once and
+ * then cleared.
+ */
+
+static ngx_int_t
+ngx_http_crm_feedback_random(u_char *out, size_t n)
+{
+    static u_char      pool[4096];
+    static size_t      left;
+    static ngx_pid_t   owner;
+
+    if (owner != ngx_pid) {
+        ngx_explicit_memzero(pool, sizeof(pool));
+        left = 0;
+        owner = ngx_pid;
+    }
+
+    if (left < n) {
+        if (RAND_bytes(pool, (int) sizeof(pool)) != 1) {
+            left = 0;
+            return NGX_ERROR;
+        }
+
+        left = sizeof(pool);
+    }
+
+    left -= n;
+    ngx_memcpy(out, pool + left, n);
+    ngx_explicit_memzero(pool + left, n);
+
+    return NGX_OK;
 }
 
 

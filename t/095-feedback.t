@@ -262,6 +262,24 @@ is(db("SELECT count(*) FROM crm.ticket WHERE ticket = '$t[0]'"), 1,
 is(db("SELECT email FROM crm.open_tickets WHERE ticket = '$t[0]'"),
    'rita@example.com', '... hers');
 
+# without identity.secret_file a retry is still the same ticket (under a
+# fixed key, so another one than under the secret)
+my $secret = servroot() . '/conf/crm.secret';
+rename $secret, "$secret.away" or die "rename: $!";
+ok(reload_nginx(), 'reloaded without the secret file');
+my @u = map {
+    (feedback({ email => 'rita@example.com', message => 'retry' },
+              headers => { 'Idempotency-Key' => 'form-77' }))[3]{ticket} // ''
+} 1 .. 2;
+like($u[0], qr/^[2-9A-HJ-NP-Z]{12}$/, 'no secret file: a ticket');
+is($u[1], $u[0], '... and the same Idempotency-Key again: the same ticket');
+isnt($u[0], $t[0], '... another one than under the secret');
+rename "$secret.away", $secret or die "rename: $!";
+ok(reload_nginx(), 'reloaded with the secret file');
+is((feedback({ email => 'rita@example.com', message => 'retry' },
+             headers => { 'Idempotency-Key' => 'form-77' }))[3]{ticket},
+   $t[0], '... the secret\'s ticket again');
+
 
 # --- with an upstream, the shop answers ---------------------------------------
 
