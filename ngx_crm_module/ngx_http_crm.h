@@ -121,6 +121,7 @@ typedef struct {
     ngx_uint_t               feedback_used;
     ngx_http_crm_calendar_t  calendar;        /* of feedback.sla */
     u_char                   ticket_key[32];  /* of idempotent tickets */
+    size_t                   ack_braces;      /* "{" in the template */
     ngx_uint_t               uses_db;       /* capture or upstream_header */
     ngx_http_crm_cache_ctx_t *cache;
 

@@ -68,6 +68,8 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
 
+    /* an upper bound: each escaped byte takes 6 at most */
+
     len = sizeof("{\"event_id\":\"\",\"received_at\":.000,\"kind\":\"\","
                  "\"node\":\"\",\"policy\":\"\",\"customer_id\":,"
                  "\"decided\":false,\"payload\":,"
@@ -78,7 +80,8 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
           + crmcf->node.len
           + ctx->json.len
           + ngx_base64_encoded_length(ctx->raw.len)
-          + (ctx->reason ? ngx_strlen(ctx->reason) * 6 : 0)
+          + (ctx->reason
+             ? ngx_http_crm_escaped_json_len(ngx_strlen(ctx->reason)) : 0)
           + sizeof(",\"ticket\":\"\",\"target_at\":,\"due_at\":,"
                    "\"conflict\":false,\"compensation\":,"
                    "\"breach_compensation\":")
@@ -87,9 +90,7 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
         if (ctx->field[i].len) {
             len += sizeof(",\"\":\"\"") + ngx_http_crm_field_names[i].len
-                   + ctx->field[i].len
-                   + ngx_escape_json(NULL, ctx->field[i].data,
-                                     ctx->field[i].len);
+                   + ngx_http_crm_escaped_json_len(ctx->field[i].len);
         }
     }
 
@@ -100,28 +101,47 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         return;
     }
 
-    p = ngx_sprintf(line, "{\"event_id\":\"%*s\",\"received_at\":%T.%03M,"
-                    "\"kind\":\"%V\",\"node\":\"",
-                    (size_t) NGX_HTTP_CRM_UUID_LEN, ctx->event_id,
-                    ctx->received.sec, ctx->received.msec,
-                    &ngx_http_crm_kinds[lcf->capture]);
+    /* written piece by piece: ngx_sprintf() cost more than the rest */
+
+    p = ngx_http_crm_cpy(line, "{\"event_id\":\"");
+    p = ngx_cpymem(p, ctx->event_id, NGX_HTTP_CRM_UUID_LEN);
+    p = ngx_http_crm_cpy(p, "\",\"received_at\":");
+    p = ngx_http_crm_write_int(p, ctx->received.sec);
+    *p++ = '.';
+    *p++ = (u_char) ('0' + ctx->received.msec / 100 % 10);
+    *p++ = (u_char) ('0' + ctx->received.msec / 10 % 10);
+    *p++ = (u_char) ('0' + ctx->received.msec % 10);
+    p = ngx_http_crm_cpy(p, ",\"kind\":\"");
+    p = ngx_cpymem(p, ngx_http_crm_kinds[lcf->capture].data,
+                   ngx_http_crm_kinds[lcf->capture].len);
+    p = ngx_http_crm_cpy(p, "\",\"node\":\"");
     p = ngx_cpymem(p, crmcf->node.data, crmcf->node.len);
-    p = ngx_sprintf(p, "\",\"policy\":\"%s\"", crmcf->policy_sha256);
+    p = ngx_http_crm_cpy(p, "\",\"policy\":\"");
+    p = ngx_cpymem(p, crmcf->policy_sha256, ngx_strlen(crmcf->policy_sha256));
+    *p++ = '"';
 
     if (ctx->customer_id) {
-        p = ngx_sprintf(p, ",\"customer_id\":%uL", ctx->customer_id);
+        p = ngx_http_crm_cpy(p, ",\"customer_id\":");
+        p = ngx_http_crm_write_int(p, (int64_t) ctx->customer_id);
     }
 
     if (lcf->capture == NGX_HTTP_CRM_CAPTURE_ORDER) {
-        p = ngx_sprintf(p, ",\"decided\":%s",
-                        ctx->decided ? "true" : "false");
+        p = ctx->decided
+            ? ngx_http_crm_cpy(p, ",\"decided\":true")
+            : ngx_http_crm_cpy(p, ",\"decided\":false");
     }
 
     for (i = 0; i < NGX_HTTP_CRM_FIELD_N; i++) {
         if (ctx->field[i].len) {
-            p = ngx_sprintf(p, ",\"%V\":\"", &ngx_http_crm_field_names[i]);
-            p = (u_char *) ngx_escape_json(p, ctx->field[i].data,
-                                           ctx->field[i].len);
+            *p++ = ',';
+            *p++ = '"';
+            p = ngx_cpymem(p, ngx_http_crm_field_names[i].data,
+                           ngx_http_crm_field_names[i].len);
+            *p++ = '"';
+            *p++ = ':';
+            *p++ = '"';
+            p = ngx_http_crm_escape_json(p, ctx->field[i].data,
+                                         ctx->field[i].len);
             *p++ = '"';
         }
     }
@@ -129,18 +149,25 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     if (ctx->ticket.len) {
         fb = &crmcf->policy->feedback;
 
-        p = ngx_sprintf(p, ",\"ticket\":\"%V\",\"target_at\":%L,"
-                        "\"due_at\":%L,\"conflict\":%s,\"compensation\":%ui,"
-                        "\"breach_compensation\":%ui",
-                        &ctx->ticket, ctx->target_at, ctx->due_at,
-                        ctx->conflict ? "true" : "false",
-                        (ngx_uint_t) (ctx->conflict
-                                      ? fb->conflict.compensation : 0),
-                        (ngx_uint_t) fb->sla.breach_compensation);
+        p = ngx_http_crm_cpy(p, ",\"ticket\":\"");
+        p = ngx_cpymem(p, ctx->ticket.data, ctx->ticket.len);
+        p = ngx_http_crm_cpy(p, "\",\"target_at\":");
+        p = ngx_http_crm_write_int(p, ctx->target_at);
+        p = ngx_http_crm_cpy(p, ",\"due_at\":");
+        p = ngx_http_crm_write_int(p, ctx->due_at);
+        p = ctx->conflict
+            ? ngx_http_crm_cpy(p, ",\"conflict\":true")
+            : ngx_http_crm_cpy(p, ",\"conflict\":false");
+        p = ngx_http_crm_cpy(p, ",\"compensation\":");
+        p = ngx_http_crm_write_int(p, (int64_t) (ctx->conflict
+                                                 ? fb->conflict.compensation
+                                                 : 0));
+        p = ngx_http_crm_cpy(p, ",\"breach_compensation\":");
+        p = ngx_http_crm_write_int(p, (int64_t) fb->sla.breach_compensation);
     }
 
     if (ctx->json.len) {
-        p = ngx_cpymem(p, ",\"payload\":", sizeof(",\"payload\":") - 1);
+        p = ngx_http_crm_cpy(p, ",\"payload\":");
 
         /*
          * in valid JSON a raw CR or LF can only be white space (never
@@ -157,19 +184,22 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     }
 
     if (ctx->raw.len) {
-        p = ngx_cpymem(p, ",\"body\":\"", sizeof(",\"body\":\"") - 1);
+        p = ngx_http_crm_cpy(p, ",\"body\":\"");
         b64.data = p;
         ngx_encode_base64(&b64, &ctx->raw);
         p += b64.len;
         *p++ = '"';
     }
 
-    p = ngx_sprintf(p, ",\"state\":\"%V\"", &ngx_http_crm_states[ctx->state]);
+    p = ngx_http_crm_cpy(p, ",\"state\":\"");
+    p = ngx_cpymem(p, ngx_http_crm_states[ctx->state].data,
+                   ngx_http_crm_states[ctx->state].len);
+    *p++ = '"';
 
     if (ctx->reason != NULL) {
-        p = ngx_cpymem(p, ",\"reason\":\"", sizeof(",\"reason\":\"") - 1);
-        p = (u_char *) ngx_escape_json(p, (u_char *) ctx->reason,
-                                       ngx_strlen(ctx->reason));
+        p = ngx_http_crm_cpy(p, ",\"reason\":\"");
+        p = ngx_http_crm_escape_json(p, (u_char *) ctx->reason,
+                                     ngx_strlen(ctx->reason));
         *p++ = '"';
     }
 
@@ -323,4 +353,64 @@ ngx_http_crm_event_init_worker(ngx_cycle_t *cycle,
                       | r[7];
 
     return NGX_OK;
+}
+
+
+/*
+ * JSON string escaping as ngx_escape_json() does it, with the runs that
+ * need none copied whole.  Writes ngx_http_crm_escaped_json_len(len)
+ * bytes at most; returns the end.
+ */
+
+u_char *
+ngx_http_crm_escape_json(u_char *dst, u_char *src, size_t len)
+{
+    u_char  *last, *run;
+
+    last = src + len;
+
+    while (src < last) {
+        run = src;
+
+        while (src < last && *src > 0x1f && *src != '"' && *src != '\\') {
+            src++;
+        }
+
+        dst = ngx_cpymem(dst, run, src - run);
+
+        if (src < last) {
+            dst = (u_char *) ngx_escape_json(dst, src, 1);
+            src++;
+        }
+    }
+
+    return dst;
+}
+
+
+/* a signed decimal, as "%L" writes it */
+
+u_char *
+ngx_http_crm_write_int(u_char *p, int64_t n)
+{
+    u_char    buf[NGX_INT64_LEN];
+    u_char   *q;
+    uint64_t  u;
+
+    if (n < 0) {
+        *p++ = '-';
+        u = (uint64_t) 0 - (uint64_t) n;
+
+    } else {
+        u = (uint64_t) n;
+    }
+
+    q = buf + sizeof(buf);
+
+    do {
+        *--q = (u_char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    return ngx_cpymem(p, q, buf + sizeof(buf) - q);
 }

@@ -29,6 +29,7 @@
 #include "ngx_http_crm_template.h"
 #include "ngx_http_crm_conf.h"
 #include "ngx_http_crm_identity.h"
+#include "ngx_http_crm_event.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -69,16 +70,26 @@ static ngx_int_t ngx_http_crm_feedback_header(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
-    const char               *dir;
-    ngx_int_t                 rc;
-    ngx_str_t                 name, data;
-    const char               *err;
-    ngx_http_crm_tz_t        *tz;
-    ngx_http_crm_sla_t       *sla;
-    ngx_http_crm_calendar_t  *cal;
+    size_t                       i;
+    const char                  *dir;
+    ngx_int_t                    rc;
+    ngx_str_t                    name, data;
+    const char                  *err;
+    ngx_http_crm_tz_t           *tz;
+    ngx_http_crm_sla_t          *sla;
+    ngx_http_crm_calendar_t     *cal;
+    ngx_http_crm_acknowledge_t  *ack;
 
     if (ngx_http_crm_feedback_ticket_key(cf, crmcf) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /* each "{" may be a placeholder: what bounds a rendered message */
+
+    ack = &crmcf->policy->feedback.acknowledge;
+
+    for (i = 0; i < ack->template.len; i++) {
+        crmcf->ack_braces += (ack->template.data[i] == '{');
     }
 
     sla = &crmcf->policy->feedback.sla;
@@ -241,8 +252,21 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     limit = (time_t) ((sla->limit + 999) / 1000);
     target = (time_t) ((sla->target + 999) / 1000);
 
-    ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, limit);
+    /*
+     * business time adds up: the due time is counted on from the target,
+     * so the days before it are walked once
+     */
+
     ctx->target_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, target);
+
+    if (limit >= target && ctx->target_at >= 0) {
+        ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar,
+                                                ctx->target_at,
+                                                limit - target);
+
+    } else {
+        ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, limit);
+    }
 
     if (ctx->due_at < 0 || ctx->target_at < 0) {
         /* open too seldom to count (holidays on every open day) */
@@ -471,7 +495,7 @@ ngx_http_crm_feedback_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(body, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+    p = ngx_http_crm_cpy(body, "{\"error\":\"");
     p = (u_char *) ngx_escape_json(p, (u_char *) error, elen);
 
     if (dlen) {
@@ -498,7 +522,7 @@ ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     u_char                       *p, *body, *msg;
     u_char                        due[NGX_HTTP_CRM_DUE_MAX];
     u_char                        rfc[NGX_HTTP_CRM_RFC3339_LEN];
-    size_t                        len, mlen, dlen, rlen;
+    size_t                        len, mlen, dlen, rlen, vmax, i;
     int32_t                       offset;
     ngx_uint_t                    html;
     ngx_http_crm_tvar_t           vars[5];
@@ -532,10 +556,16 @@ ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     vars[4].len = ctx->field[NGX_HTTP_CRM_FIELD_PHONE].len
                   ? 0 : ack->ask_phone.len;
 
-    mlen = ngx_http_crm_template_render(NULL, ack->template.data,
-                                        ack->template.len, vars, 5, 0);
+    /* one pass: a placeholder renders as the longest value at most */
 
-    msg = ngx_pnalloc(r->pool, mlen + 1);
+    vmax = 0;
+
+    for (i = 0; i < 5; i++) {
+        vmax = ngx_max(vmax, vars[i].len);
+    }
+
+    msg = ngx_pnalloc(r->pool, ack->template.len + crmcf->ack_braces * vmax
+                               + 1);
     if (msg == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -563,9 +593,8 @@ ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         len = sizeof("{\"ticket\":\"\",\"due\":\"\",\"message\":\"\","
                      "\"faq\":\"\"}\n")
               + NGX_HTTP_CRM_TICKET_LEN + rlen
-              + mlen + ngx_escape_json(NULL, msg, mlen)
-              + ack->faq_url.len
-              + ngx_escape_json(NULL, ack->faq_url.data, ack->faq_url.len);
+              + ngx_http_crm_escaped_json_len(mlen)
+              + ngx_http_crm_escaped_json_len(ack->faq_url.len);
     }
 
     body = ngx_pnalloc(r->pool, len);
@@ -583,30 +612,30 @@ ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         p = ngx_sprintf(p, "</p>\n<p><time id=\"crm-due\" datetime=\"%*s\">",
                         rlen, rfc);
         p += ngx_http_crm_html_escape(p, due, dlen);
-        p = ngx_cpymem(p, "</time></p>\n", sizeof("</time></p>\n") - 1);
+        p = ngx_http_crm_cpy(p, "</time></p>\n");
 
         if (ack->faq_url.len) {
-            p = ngx_cpymem(p, "<p><a id=\"crm-faq\" href=\"",
-                           sizeof("<p><a id=\"crm-faq\" href=\"") - 1);
+            p = ngx_http_crm_cpy(p, "<p><a id=\"crm-faq\" href=\"");
             p += ngx_http_crm_html_escape(p, ack->faq_url.data,
                                           ack->faq_url.len);
             *p++ = '"';
             *p++ = '>';
             p += ngx_http_crm_html_escape(p, ack->faq_url.data,
                                           ack->faq_url.len);
-            p = ngx_cpymem(p, "</a></p>\n", sizeof("</a></p>\n") - 1);
+            p = ngx_http_crm_cpy(p, "</a></p>\n");
         }
 
-        p = ngx_cpymem(p, "</main></body></html>\n",
-                       sizeof("</main></body></html>\n") - 1);
+        p = ngx_http_crm_cpy(p, "</main></body></html>\n");
 
     } else {
-        p = ngx_sprintf(body, "{\"ticket\":\"%V\",\"due\":\"%*s\","
-                        "\"message\":\"", &ctx->ticket, rlen, rfc);
-        p = (u_char *) ngx_escape_json(p, msg, mlen);
-        p = ngx_cpymem(p, "\",\"faq\":\"", sizeof("\",\"faq\":\"") - 1);
-        p = (u_char *) ngx_escape_json(p, ack->faq_url.data,
-                                       ack->faq_url.len);
+        p = ngx_http_crm_cpy(body, "{\"ticket\":\"");
+        p = ngx_cpymem(p, ctx->ticket.data, ctx->ticket.len);
+        p = ngx_http_crm_cpy(p, "\",\"due\":\"");
+        p = ngx_cpymem(p, rfc, rlen);
+        p = ngx_http_crm_cpy(p, "\",\"message\":\"");
+        p = ngx_http_crm_escape_json(p, msg, mlen);
+        p = ngx_http_crm_cpy(p, "\",\"faq\":\"");
+        p = ngx_http_crm_escape_json(p, ack->faq_url.data, ack->faq_url.len);
         p = ngx_cpymem(p, "\"}\n", 3);
     }
 

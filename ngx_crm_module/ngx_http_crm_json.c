@@ -277,6 +277,20 @@ ngx_http_crm_json_string(const unsigned char **pp, const unsigned char *end,
 
     for (p = *pp + 1; p < end; /* void */ ) {
 
+        /* the common case first: a run of printable ASCII */
+
+        if (u.need == 0) {
+            while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"'
+                   && *p != '\\')
+            {
+                p++;
+            }
+
+            if (p == end) {
+                break;
+            }
+        }
+
         c = *p;
 
         if (u.need || c >= 0x80) {

@@ -645,22 +645,34 @@ ngx_http_crm_json_skip(const unsigned char *p, const unsigned char *end)
 }
 
 
+/*
+ * p is at a string's opening quote: returns just past its closing one.
+ * A quote closes the string when an even number of backslashes, since
+ * the opening quote, stands before it.
+ */
+
 static const unsigned char *
 ngx_http_crm_json_skip_string(const unsigned char *p,
     const unsigned char *end)
 {
-    for (p++; p < end; p++) {
+    const unsigned char  *start, *q, *b;
 
-        if (*p == '\\') {
-            if (++p == end) {
-                return NULL;
-            }
+    start = p + 1;
 
-            continue;
+    for (q = start; q < end; q++) {
+
+        q = memchr(q, '"', end - q);
+
+        if (q == NULL) {
+            return NULL;
         }
 
-        if (*p == '"') {
-            return p + 1;
+        for (b = q; b > start && b[-1] == '\\'; b--) {
+            /* void */
+        }
+
+        if (((q - b) & 1) == 0) {
+            return q + 1;
         }
     }
 
@@ -717,6 +729,34 @@ ngx_http_crm_json_key_eq(const unsigned char *key, size_t klen,
 
     end = key + klen;
     start = seg;
+
+    /*
+     * the common case, byte for byte: a key with no escape against a
+     * segment up to its first "~"
+     */
+
+    for (i = 0; i < klen; i++) {
+        if (seg + i == send || seg[i] == '/') {
+            return 0;
+        }
+
+        if (seg[i] == '~' || key[i] == '\\') {
+            break;
+        }
+
+        if (seg[i] != key[i]) {
+            return 0;
+        }
+    }
+
+    if (i == klen) {
+        return (seg + i == send || seg[i] == '/') ? i + 1 : 0;
+    }
+
+    /* the rest, each side unescaped */
+
+    key += i;
+    seg += i;
     i = 0;
     n = 0;
 
