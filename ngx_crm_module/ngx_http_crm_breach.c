@@ -8,7 +8,10 @@
  * Missed due times: one worker (number 0) of each node calls
  * crm.check_breaches() every NGX_HTTP_CRM_BREACH_INTERVAL through the
  * pool, one call at a time; the function marks each overdue unanswered
- * ticket breached once, across nodes, under an advisory lock.
+ * ticket breached once, across nodes, under an advisory lock, at most
+ * NGX_HTTP_CRM_BREACH_BATCH a call, so that a backlog (PostgreSQL was
+ * down for a day) is worked off in short transactions, one after another.
+ * The state lives in the cycle's pool, made again on each reload.
  */
 
 
@@ -29,9 +32,6 @@ static void ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q,
     PGresult *res);
 
 
-static ngx_http_crm_breach_t  ngx_http_crm_breach;
-
-
 /*
  * Worker 0 of a node whose locations take feedback checks for missed due
  * times; the advisory lock in crm.check_breaches() keeps other nodes out.
@@ -49,8 +49,10 @@ ngx_http_crm_breach_init_worker(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
-    b = &ngx_http_crm_breach;
-    ngx_memzero(b, sizeof(ngx_http_crm_breach_t));
+    b = ngx_pcalloc(cycle->pool, sizeof(ngx_http_crm_breach_t));
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
 
     b->crmcf = crmcf;
     b->timer.handler = ngx_http_crm_breach_check;
@@ -82,7 +84,8 @@ ngx_http_crm_breach_check(ngx_event_t *ev)
         q = &b->query;
         ngx_memzero(q, sizeof(ngx_http_crm_pg_query_t));
 
-        q->command = "SELECT crm.check_breaches()";
+        q->command = "SELECT crm.check_breaches("
+                     ngx_value(NGX_HTTP_CRM_BREACH_BATCH) ")";
         q->timeout = (ngx_msec_t) crmcf->policy->database.timeout;
         q->handler = ngx_http_crm_breach_done;
         q->data = b;
@@ -118,5 +121,15 @@ ngx_http_crm_breach_done(ngx_http_crm_pg_query_t *q, PGresult *res)
         ngx_log_error(NGX_LOG_NOTICE, b->timer.log, 0,
                       "crm: %i ticket(s) passed their due time unanswered: "
                       "breached", n);
+    }
+
+    /* a full batch: there may be more, checked at once */
+
+    if (n == NGX_HTTP_CRM_BREACH_BATCH && !ngx_exiting) {
+        if (b->timer.timer_set) {
+            ngx_del_timer(&b->timer);
+        }
+
+        ngx_add_timer(&b->timer, 1);
     }
 }

@@ -21,6 +21,9 @@
 /* milliseconds between two checks for missed due times */
 #define NGX_HTTP_CRM_BREACH_INTERVAL  2000
 
+/* the most tickets one check marks; a full batch is followed by another */
+#define NGX_HTTP_CRM_BREACH_BATCH     1000
+
 
 ngx_int_t ngx_http_crm_feedback_conf(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *crmcf);

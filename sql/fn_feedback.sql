@@ -6,9 +6,11 @@
 
 -- open_ticket_promise: the promise of kind ("compensation",
 -- "sla_breach") a ticket gives customer cid, valid for the policy's
--- loyalty.promise.valid_for; none (NULL) when percent is not 1..100 or one
--- of that kind is still open or reserved for her, so that complaints and
--- missed answers are not stacked into discounts.
+-- loyalty.promise.valid_for; none (NULL) when percent is not 1..100, when
+-- she never paid an order (a contact form costs nothing to send, so a
+-- stranger's complaint is answered and counted but mints no discount), or
+-- when one of that kind is still open or reserved for her, so that
+-- complaints and missed answers are not stacked into discounts.
 CREATE OR REPLACE FUNCTION crm.open_ticket_promise(cid bigint, kind text,
     percent bigint, doc jsonb)
 RETURNS bigint
@@ -17,6 +19,8 @@ DECLARE
     v  bigint;
 BEGIN
     IF percent IS NULL OR percent NOT BETWEEN 1 AND 100
+       OR NOT EXISTS (SELECT 1 FROM crm.orders AS o
+                       WHERE o.customer_id = cid AND o.paid_at IS NOT NULL)
        OR EXISTS (SELECT 1 FROM crm.promise AS p
                    WHERE p.customer_id = cid
                      AND p.kind = open_ticket_promise.kind
@@ -37,8 +41,8 @@ END
 $$;
 
 COMMENT ON FUNCTION crm.open_ticket_promise(bigint, text, bigint, jsonb) IS
-    'Internal: a ticket''s compensation or sla_breach promise, one open at '
-    'a time for a customer.';
+    'Internal: a ticket''s compensation or sla_breach promise, for a '
+    'customer who paid an order, one open at a time.';
 
 -- apply_feedback: opens the ticket of a feedback event line: the customer
 -- found or created as for orders (the phone and name given are stored on
@@ -219,11 +223,16 @@ COMMENT ON FUNCTION crm.resolve_ticket(text, text, boolean) IS
     'Closes a ticket; with withdraw_compensation, a conflict found '
     'unfounded gives back its compensation if not used yet.';
 
--- check_breaches: marks every unanswered, unresolved ticket whose due
--- time has passed as breached, once, and opens its sla_breach promise.
--- One caller at a time across nodes (a second one returns 0 at once);
--- returns how many tickets it marked.
-CREATE OR REPLACE FUNCTION crm.check_breaches() RETURNS integer
+-- check_breaches: marks the unanswered, unresolved tickets whose due time
+-- has passed as breached, once each, oldest due first and at most batch
+-- of them (tickets a staff member holds are left for the next call), and
+-- opens their sla_breach promises.  One caller at a time across nodes (a
+-- second one returns 0 at once); returns how many tickets it marked, so
+-- that a caller given batch calls again at once.
+DROP FUNCTION IF EXISTS crm.check_breaches();
+
+CREATE OR REPLACE FUNCTION crm.check_breaches(batch integer DEFAULT 1000)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     t  record;
@@ -235,10 +244,18 @@ BEGIN
         RETURN 0;
     END IF;
 
+    -- picked once (a CTE, materialized), not a LIMIT the plan may rescan
     FOR t IN
+        WITH picked AS MATERIALIZED (
+            SELECT y.ticket FROM crm.ticket AS y
+             WHERE y.answered_at IS NULL AND y.breached_at IS NULL
+               AND y.resolved_at IS NULL AND y.due_at <= now()
+             ORDER BY y.due_at
+             LIMIT greatest(batch, 1)
+               FOR UPDATE SKIP LOCKED)
         UPDATE crm.ticket AS x SET breached_at = now()
-         WHERE x.answered_at IS NULL AND x.breached_at IS NULL
-           AND x.resolved_at IS NULL AND x.due_at <= now()
+          FROM picked
+         WHERE x.ticket = picked.ticket
         RETURNING x.ticket, x.customer_id, x.breach_percent, x.policy
     LOOP
         n := n + 1;
@@ -257,7 +274,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION crm.check_breaches() IS
-    'Called by the module every few seconds: marks tickets whose due time '
-    'passed with no response as breached, once each, with their '
-    'sla_breach promise; returns how many.';
+COMMENT ON FUNCTION crm.check_breaches(integer) IS
+    'Called by the module every few seconds: marks at most batch tickets '
+    'whose due time passed with no response as breached, once each, with '
+    'their sla_breach promise; returns how many.';

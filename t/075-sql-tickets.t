@@ -87,6 +87,22 @@ sub fb {
               %f);
 }
 
+# a customer who paid an order: only she is compensated
+sub paying {
+    my ($email) = @_;
+    record(ev(kind => 'payment', order_id => "PAID-$email", email => $email,
+              total => '10.00', currency => 'EUR'));
+}
+
+# her promises of the kinds a ticket gives, as ledger() shows them
+sub ticket_ledger {
+    my ($cid) = @_;
+    return [ grep { length } split /\n/, CRM::Test::psql(
+        "SELECT percent || ':' || status || ':' || coalesce(order_id, '-')"
+        . " FROM crm.promise_ledger WHERE customer_id = $cid"
+        . " AND kind IN ('compensation', 'sla_breach') ORDER BY promise_id") ];
+}
+
 sub open_ticket {
     my ($t) = @_;
     return one("SELECT concat_ws('|', name, email, phone, order_id,"
@@ -154,27 +170,30 @@ is(one("SELECT name || ' ' || phone FROM crm.customer"
 
 # --- a conflict is settled in the customer's favour -------------------------
 
+paying($_) for qw(kim@example.com lev@example.com mo@example.com);
 record(fb(ticket => 'KKKKKKKKKKK2', email => 'kim@example.com',
           category => 'quality', rating => 1, conflict => $T,
           compensation => 15, message => 'Broken'));
 my $kim = one("SELECT customer_id FROM crm.ticket"
                . " WHERE ticket = 'KKKKKKKKKKK2'");
-is_deeply(ledger($kim), [ '15:open:-' ],
+is_deeply(ticket_ledger($kim), [ '15:open:-' ],
           'a conflict opens its compensation promise');
-is(one("SELECT kind FROM crm.promise_ledger WHERE customer_id = $kim"),
+is(one("SELECT kind FROM crm.promise_ledger WHERE customer_id = $kim"
+       . " AND percent = 15"),
    'compensation', '... of kind compensation');
 is(one("SELECT conflict FROM crm.open_tickets WHERE ticket = 'KKKKKKKKKKK2'"),
    't',
    '... and the ticket shows the conflict');
 my $k1 = decide(order_id => 'K-1', email => 'kim@example.com');
-is($k1->{discount}, 15, 'her next order gets the compensation');
+is($k1->{discount}, 20, 'her next order gets the compensation (15, with '
+   . 'the 5 her paid order promised: max_discount 20)');
 record(result($k1, 201));
-is_deeply(ledger($kim), [ '15:kept:K-1' ], '... kept by that order');
+is_deeply(ticket_ledger($kim), [ '15:kept:K-1' ], '... kept by that order');
 is(one("SELECT crm.resolve_ticket('KKKKKKKKKKK2', 'unfounded', true)"), 'f',
    'a compensation already used is not withdrawn');
 record(map { fb(ticket => "KKKKKKKKKK${_}3", email => 'kim@example.com',
                 rating => 1, conflict => $T, compensation => 15) } 2 .. 4);
-is_deeply(ledger($kim), [ '15:kept:K-1', '15:open:-' ],
+is_deeply(ticket_ledger($kim), [ '15:kept:K-1', '15:open:-' ],
           'three more complaints at once: one compensation open at a time');
 
 record(fb(ticket => 'LLLLLLLLLLL2', email => 'lev@example.com',
@@ -183,14 +202,27 @@ my $lev = one("SELECT customer_id FROM crm.ticket"
               . " WHERE ticket = 'LLLLLLLLLLL2'");
 is(one("SELECT crm.resolve_ticket('llll llll lll2', 'unfounded', true)"), 't',
    'resolving an unfounded conflict withdraws its open compensation');
-is_deeply(ledger($lev), [ '15:withdrawn:-' ], '... the ledger shows it');
+is_deeply(ticket_ledger($lev), [ '15:withdrawn:-' ],
+          '... the ledger shows it');
 is(one("SELECT count(*) FROM crm.open_tickets WHERE ticket = 'LLLLLLLLLLL2'"),
    0, '... and the ticket is no longer open');
 record(fb(ticket => 'MMMMMMMMMMM2', email => 'mo@example.com',
           rating => 1, conflict => $F, compensation => 15));
 is(one("SELECT count(*) FROM crm.promise p JOIN crm.ticket t"
-       . " USING (customer_id) WHERE t.ticket = 'MMMMMMMMMMM2'"), 0,
+       . " USING (customer_id) WHERE t.ticket = 'MMMMMMMMMMM2'"
+       . " AND p.kind = 'compensation'"), 0,
    'a compensation without a conflict promises nothing');
+
+# an attacker sends complaints from fresh addresses to farm discounts
+record(map { fb(ticket => "FARM${_}2222222", email => "farm$_\@example.com",
+                rating => 1, conflict => $T, compensation => 15) } 2 .. 4);
+is(one("SELECT count(*) || ':' || bool_and(conflict) FROM crm.ticket"
+       . " WHERE ticket LIKE 'FARM%'"), '3:true',
+   'complaints from addresses that never paid an order: tickets, '
+   . 'conflicts');
+is(one("SELECT count(*) FROM crm.promise p JOIN crm.customer c"
+       . " USING (customer_id) WHERE c.email LIKE 'farm%'"), 0,
+   '... and no compensation: a contact form mints no discount');
 
 
 # --- staff answer -------------------------------------------------------------
@@ -217,6 +249,7 @@ ok(!eval { psql("SELECT crm.answer_ticket('ABCDEFGHJK23', ' ', 'x')"); 1 }
 
 my @late = map { sprintf 'LATE%08d', $_ } 2 .. 5;
 s/0/Q/g for @late;
+paying("late$_\@example.com") for 0 .. 3;
 record(map {
     fb(ticket => $late[$_], email => "late$_\@example.com",
        received_at => $now - 9 * 3600, target_at => $now - 5 * 3600,
@@ -246,6 +279,13 @@ is(one("SELECT string_agg(ticket || ':' || breached, ',' ORDER BY ticket)"
        . " 'LATERDUE2222', " . lit($late[0]) . ")"),
    "ANSWERED2222:false,$late[0]:true,LATERDUE2222:false",
    'an answered ticket and one not due yet are not breached');
+record(map { fb(ticket => "BATCH${_}222222", email => "batch$_\@example.com",
+                due_at => $now - 600 + $_) } 2 .. 4);
+is(join(',', map { one("SELECT crm.check_breaches(2)") } 1 .. 3), '2,1,0',
+   'a backlog is marked in batches: 2, then the 1 left, then none');
+is(one("SELECT string_agg(ticket, ',' ORDER BY ticket) FROM crm.ticket"
+       . " WHERE ticket LIKE 'BATCH%' AND breached_at IS NOT NULL"),
+   'BATCH2222222,BATCH3222222,BATCH4222222', '... every one of them');
 one("SELECT crm.resolve_ticket(ticket, 'closed') FROM crm.ticket");
 
 

@@ -87,6 +87,10 @@ location = /orders {
     proxy_set_header X-CRM-Discount \$crm_discount;
     proxy_pass http://127.0.0.1:$SHOP;
 }
+location = /payments {
+    crm_capture payment;
+    proxy_pass http://127.0.0.1:$SHOP;
+}
 location = /crm { crm_status; }
 CONF
 
@@ -326,6 +330,19 @@ is(db("SELECT to_char(due_at AT TIME ZONE 'Europe/Berlin',"
 
 # --- conflicts ------------------------------------------------------------------
 
+# kim and lev paid an order before: a stranger is never compensated
+sub paid {
+    my ($email) = @_;
+    my ($st) = http_request('POST', '/payments',
+        { 'Content-Type' => 'application/json' },
+        $J->encode({ order_id => "PAID-$email", email => $email,
+                     total => '10.00', currency => 'EUR' }));
+    return $st;
+}
+is(paid('kim@example.com') . paid('lev@example.com'), '200200',
+   'kim and lev pay an order through the shop');
+settle();
+
 ($s, $h, $raw, $d) = feedback({ email => 'kim@example.com', rating => 1,
                                 message => 'Broken on arrival' });
 my $kim_ticket = $d->{ticket};
@@ -344,9 +361,20 @@ is(db("SELECT string_agg(c.email || ':' || p.kind || ':' || p.percent || ':'"
       . " || p.status, ',' ORDER BY c.email) FROM crm.promise_ledger p"
       . " JOIN crm.customer c USING (customer_id)"
       . " WHERE c.email IN ('kim\@example.com', 'lev\@example.com',"
-      . " 'mo\@example.com')"),
+      . " 'mo\@example.com') AND p.kind <> 'repeat_order'"),
    'kim@example.com:compensation:15:open,lev@example.com:compensation:15:open',
    '... and opens a 15% compensation promise');
+
+# an attacker complains from an address that never paid, to farm a discount
+($s, $h, $raw, $d) = feedback({ email => 'farmer@example.com', rating => 1,
+                                category => 'refund' });
+is($s, 201, 'a complaint from an address that never paid is answered');
+settle();
+is(db("SELECT conflict FROM crm.open_tickets WHERE ticket = '$d->{ticket}'"),
+   't', '... as a conflict');
+is(db("SELECT count(*) FROM crm.promise_ledger p JOIN crm.customer c"
+      . " USING (customer_id) WHERE c.email = 'farmer\@example.com'"), 0,
+   '... and no compensation: nothing to spend on a first order');
 
 sub order {
     my ($id, $email) = @_;
@@ -355,18 +383,21 @@ sub order {
         qq({"order_id":"$id","email":"$email"}));
     return ($J->decode($r)->{headers}{'x-crm-discount'});
 }
-is(order('K-1', 'kim@example.com'), 15, 'her next order gets the 15%');
+is(order('K-1', 'kim@example.com'), 20,
+   'her next order gets the 15% (with the 5% her paid order promised: '
+   . 'max_discount 20)');
 is(order('K-2', 'kim@example.com'), 0, '... and the one after does not');
 settle();
 is(db("SELECT string_agg(p.status || ':' || coalesce(p.order_id, '-'), ',')"
       . " FROM crm.promise_ledger p JOIN crm.customer c USING (customer_id)"
-      . " WHERE c.email = 'kim\@example.com'"), 'kept:K-1',
-   'the compensation is kept once, by that order');
+      . " WHERE c.email = 'kim\@example.com' AND p.kind = 'compensation'"),
+   'kept:K-1', 'the compensation is kept once, by that order');
 is(db("SELECT crm.resolve_ticket('" . lc(join '-', unpack '(A4)*', $lev_ticket)
       . "', 'no refund due', withdraw_compensation => true)"), 't',
    'staff resolve an unfounded conflict, read out in lower case with dashes');
 is(db("SELECT status FROM crm.promise_ledger p JOIN crm.customer c"
-      . " USING (customer_id) WHERE c.email = 'lev\@example.com'"),
+      . " USING (customer_id) WHERE c.email = 'lev\@example.com'"
+      . " AND p.kind = 'compensation'"),
    'withdrawn', '... and its compensation is withdrawn');
 ok(db("SELECT crm.answer_ticket('$kim_ticket', 'maria', 'A new one is on"
       . " its way')"), 'staff answer a ticket');
@@ -384,8 +415,10 @@ ok(start_nginx({ policy => policy(target => '1s', limit => '3s', tz => 'UTC',
    'nginx with two workers, a 24x7 calendar and a limit of 3 seconds');
 ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 10),
    'connected to PostgreSQL');
+is(paid('late@example.com'), 200, 'a customer who paid an order');
 ($s, $h, $raw, $d) = feedback({ email => 'late@example.com' });
 my $late = $d->{ticket};
+my $stranger = (feedback({ email => 'stranger@example.com' }))[3]{ticket};
 my $late_due = db("SELECT extract(epoch FROM '$d->{due}'::timestamptz)");
 ok($late_due - time <= 4, 'due in 3 seconds');
 ok(wait_for(sub { db("SELECT breached FROM crm.open_tickets"
@@ -394,11 +427,18 @@ ok(wait_for(sub { db("SELECT breached FROM crm.open_tickets"
 select(undef, undef, undef, 5);
 is(db("SELECT string_agg(p.kind || ':' || p.percent, ',') FROM"
       . " crm.promise_ledger p JOIN crm.customer c USING (customer_id)"
-      . " WHERE c.email = 'late\@example.com'"), 'sla_breach:10',
+      . " WHERE c.email = 'late\@example.com' AND p.kind <> 'repeat_order'"),
+   'sla_breach:10',
    'exactly one sla_breach promise of breach_compensation, with two workers '
    . 'checking');
+ok(wait_for(sub { db("SELECT breached FROM crm.open_tickets"
+                     . " WHERE ticket = '$stranger'") eq 't' }, 10),
+   'a stranger\'s ticket is breached too');
+is(db("SELECT count(*) FROM crm.promise_ledger p JOIN crm.customer c"
+      . " USING (customer_id) WHERE c.email = 'stranger\@example.com'"), 0,
+   '... with no promise: she never paid an order');
 like(CRM::Test::slurp(servroot() . '/logs/error.log'),
-     qr/crm: 1 ticket\(s\) passed their due time unanswered/,
+     qr/crm: [12] ticket\(s\) passed their due time unanswered/,
      'the error log says so');
 
 error_log_clean(0, expect => [qr/PostgreSQL failed/],
