@@ -58,7 +58,7 @@ static ngx_int_t ngx_http_crm_feedback_quality(u_char *p, u_char *last,
     ngx_str_t *type, ngx_str_t *subtype);
 static ngx_int_t ngx_http_crm_feedback_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t html, u_char *body, size_t len);
-static ngx_int_t ngx_http_crm_feedback_header(ngx_http_request_t *r,
+static ngx_table_elt_t *ngx_http_crm_feedback_header(ngx_http_request_t *r,
     char *key, char *value);
 
 
@@ -447,7 +447,7 @@ ngx_http_crm_feedback_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & NGX_HTTP_POST)) {
-        if (ngx_http_crm_feedback_header(r, "Allow", "POST") != NGX_OK) {
+        if (ngx_http_crm_feedback_header(r, "Allow", "POST") == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -813,9 +813,10 @@ static ngx_int_t
 ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_uint_t html, u_char *body, size_t len)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
+    ngx_int_t          rc;
+    ngx_buf_t         *b;
+    ngx_chain_t        out;
+    ngx_table_elt_t  **cc;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -835,8 +836,28 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (ngx_http_crm_feedback_header(r, "Cache-Control", "no-store")
-        != NGX_OK)
+    /*
+     * Cache-Control is also kept where the expires directive looks for it;
+     * the answer is JSON or HTML by the Accept header
+     */
+
+    if (r->headers_out.cache_control.elts == NULL
+        && ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
+                          sizeof(ngx_table_elt_t *))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cc = ngx_array_push(&r->headers_out.cache_control);
+    if (cc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *cc = ngx_http_crm_feedback_header(r, "Cache-Control", "no-store");
+
+    if (*cc == NULL
+        || ngx_http_crm_feedback_header(r, "Vary", "Accept") == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -846,10 +867,10 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
     if (html
         && (ngx_http_crm_feedback_header(r, "Content-Security-Policy",
                                          "default-src 'none'")
-            != NGX_OK
+            == NULL
             || ngx_http_crm_feedback_header(r, "X-Content-Type-Options",
                                             "nosniff")
-               != NGX_OK))
+               == NULL))
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -878,14 +899,14 @@ ngx_http_crm_feedback_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static ngx_int_t
+static ngx_table_elt_t *
 ngx_http_crm_feedback_header(ngx_http_request_t *r, char *key, char *value)
 {
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
@@ -894,5 +915,5 @@ ngx_http_crm_feedback_header(ngx_http_request_t *r, char *key, char *value)
     h->value.len = ngx_strlen(value);
     h->value.data = (u_char *) value;
 
-    return NGX_OK;
+    return h;
 }

@@ -73,6 +73,10 @@ client_body_buffer_size 4k;
 location = /feedback {
     crm_capture feedback;
 }
+location = /feedback-expires {
+    crm_capture feedback;
+    expires 1h;
+}
 location = /contact {
     crm_capture feedback;
     proxy_set_header X-CRM-Ticket \$crm_ticket;
@@ -203,6 +207,11 @@ like($raw, qr{href="https://shop.example/faq\?a=1&amp;b=2"},
 is($h->{'content-security-policy'}, "default-src 'none'",
    'the page may run and load nothing');
 is($h->{'cache-control'}, 'no-store', 'and is not cached');
+is($h->{vary}, 'Accept', '... and, were it kept, kept apart from the JSON '
+   . 'answer');
+($s, $h) = feedback({ email => 'exp@example.com' }, uri => '/feedback-expires');
+is("$s $h->{'cache-control'}", '201 max-age=3600',
+   'a location with "expires 1h": one Cache-Control, the one asked for');
 
 for my $case (['application/json', 'JSON asked for'],
               ['text/html;q=0.5, application/json', 'JSON ranked higher'],
