@@ -607,7 +607,7 @@ ngx_http_crm_policy_cleanup(void *data)
 /*
  * Reads a file of at most max bytes into the configuration's pool, with a
  * NUL after it.  NGX_DECLINED: it cannot be opened; NGX_ERROR: it cannot
- * be read, or is larger.
+ * be read, is no regular file (a FIFO or a directory), or is larger.
  */
 
 ngx_int_t
@@ -616,39 +616,59 @@ ngx_http_crm_conf_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
 {
     ssize_t           n;
     ngx_fd_t          fd;
+    ngx_err_t         err;
     ngx_file_info_t   fi;
 
-    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    /* not blocking: a FIFO in its place must not hang nginx -t */
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+                       NGX_FILE_OPEN, 0);
 
     if (fd == NGX_INVALID_FILE) {
         return NGX_DECLINED;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > (off_t) max)
-    {
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        goto failed;
+    }
+
+    if (!ngx_is_file(&fi) || ngx_file_size(&fi) > (off_t) max) {
+        ngx_set_errno(0);
+        goto failed;
     }
 
     data->len = (size_t) ngx_file_size(&fi);
     data->data = ngx_pnalloc(cf->pool, data->len + 1);
 
     if (data->data == NULL) {
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
+        goto failed;
     }
 
     n = ngx_read_fd(fd, data->data, data->len);
-    (void) ngx_close_file(fd);
 
     if (n != (ssize_t) data->len) {
-        return NGX_ERROR;
+        if (n >= 0) {
+            ngx_set_errno(0);
+        }
+
+        goto failed;
     }
+
+    (void) ngx_close_file(fd);
 
     data->data[data->len] = '\0';
 
     return NGX_OK;
+
+failed:
+
+    /* the caller logs ngx_errno: the close must not change it */
+
+    err = ngx_errno;
+    (void) ngx_close_file(fd);
+    ngx_set_errno(err);
+
+    return NGX_ERROR;
 }
 
 
