@@ -15,7 +15,8 @@
  * first.  sql/fn_calendar.sql counts the same way, for the staff views.
  *
  * Days are civil days from 1970-01-01 (proleptic Gregorian); nothing here
- * reads a file, the environment or libc's time zone.
+ * reads a file, the environment or libc's time zone.  Times are written
+ * for people and machines by ngx_http_crm_time_format.c.
  */
 
 
@@ -52,7 +53,6 @@ static const ngx_http_crm_tz_t  ngx_http_crm_tz_utc_zone;
 
 
 static int64_t ngx_http_crm_days(int64_t y, int m, int d);
-static void ngx_http_crm_civil(int64_t days, int64_t *y, int *m, int *d);
 static int ngx_http_crm_leap(int64_t y);
 static int ngx_http_crm_mdays(int64_t y, int m);
 static uint32_t ngx_http_crm_be32(const unsigned char *p);
@@ -75,8 +75,6 @@ static int ngx_http_crm_open(const ngx_http_crm_calendar_t *cal,
     int64_t day, int64_t *ps, int64_t *pe);
 static int64_t ngx_http_crm_local_day(const ngx_http_crm_tz_t *tz,
     int64_t t);
-static unsigned char *ngx_http_crm_digits(unsigned char *p, int64_t v,
-    int width);
 
 
 /* --- civil days ------------------------------------------------------- */
@@ -98,7 +96,7 @@ ngx_http_crm_days(int64_t y, int m, int d)
 }
 
 
-static void
+void
 ngx_http_crm_civil(int64_t days, int64_t *y, int *m, int *d)
 {
     int64_t  z, era, doe, yoe, doy, mp;
@@ -131,14 +129,6 @@ ngx_http_crm_mdays(int64_t y, int m)
 
     return mdays[m - 1] + (m == 2 && ngx_http_crm_leap(y));
 }
-
-
-/* floor division of seconds into days, and the weekday (0: Sunday) */
-
-#define ngx_http_crm_day_of(t)                                                \
-    ((t) >= 0 ? (t) / 86400 : -((-(t) + 86399) / 86400))
-
-#define ngx_http_crm_wday(day)  ((int) ((((day) % 7) + 11) % 7))
 
 
 /* --- TZif --------------------------------------------------------------- */
@@ -787,160 +777,6 @@ ngx_http_crm_calendar_between(const ngx_http_crm_calendar_t *cal,
     }
 
     return sign * total;
-}
-
-
-/* --- writing times ------------------------------------------------------ */
-
-static unsigned char *
-ngx_http_crm_digits(unsigned char *p, int64_t v, int width)
-{
-    int  i;
-
-    if (v < 0) {
-        v = 0;
-    }
-
-    for (i = width - 1; i >= 0; i--) {
-        p[i] = (unsigned char) ('0' + v % 10);
-        v /= 10;
-    }
-
-    return p + width;
-}
-
-
-size_t
-ngx_http_crm_rfc3339(unsigned char *buf, int64_t t, int32_t offset)
-{
-    int             m, d;
-    int64_t         l, y, secs;
-    int32_t         o;
-    unsigned char  *p;
-
-    l = t + offset;
-    secs = l - ngx_http_crm_day_of(l) * 86400;
-    ngx_http_crm_civil(ngx_http_crm_day_of(l), &y, &m, &d);
-
-    p = ngx_http_crm_digits(buf, y, 4);
-    *p++ = '-';
-    p = ngx_http_crm_digits(p, m, 2);
-    *p++ = '-';
-    p = ngx_http_crm_digits(p, d, 2);
-    *p++ = 'T';
-    p = ngx_http_crm_digits(p, secs / 3600, 2);
-    *p++ = ':';
-    p = ngx_http_crm_digits(p, secs / 60 % 60, 2);
-    *p++ = ':';
-    p = ngx_http_crm_digits(p, secs % 60, 2);
-
-    o = offset;
-    *p++ = o < 0 ? '-' : '+';
-    o = o < 0 ? -o : o;
-    p = ngx_http_crm_digits(p, o / 3600, 2);
-    *p++ = ':';
-    p = ngx_http_crm_digits(p, o / 60 % 60, 2);
-
-    return p - buf;
-}
-
-
-/*
- * A due time for people: fmt with the conversions of
- * NGX_HTTP_CRM_STRFTIME (the policy checked it), English names as in the
- * C locale; at most size bytes.
- */
-
-size_t
-ngx_http_crm_calendar_format(unsigned char *out, size_t size,
-    const unsigned char *fmt, size_t len, int64_t t, int32_t offset)
-{
-    int                   m, d, wday, hour;
-    size_t                i, n;
-    int64_t               l, y, day, secs;
-    int32_t               o;
-    const char           *s;
-    unsigned char         tmp[16], *p, *end;
-
-    static const char    *wdays[] = { "Sunday", "Monday", "Tuesday",
-                                      "Wednesday", "Thursday", "Friday",
-                                      "Saturday" };
-    static const char    *months[] = { "January", "February", "March",
-                                       "April", "May", "June", "July",
-                                       "August", "September", "October",
-                                       "November", "December" };
-
-    l = t + offset;
-    day = ngx_http_crm_day_of(l);
-    secs = l - day * 86400;
-    ngx_http_crm_civil(day, &y, &m, &d);
-    wday = ngx_http_crm_wday(day);
-    hour = (int) (secs / 3600);
-
-    p = out;
-    end = out + size;
-
-    for (i = 0; i < len; i++) {
-        s = NULL;
-        n = 0;
-
-        if (fmt[i] != '%' || i + 1 == len) {
-            tmp[0] = fmt[i];
-            n = 1;
-
-        } else {
-            switch (fmt[++i]) {
-            case 'Y': n = ngx_http_crm_digits(tmp, y, 4) - tmp; break;
-            case 'y': n = ngx_http_crm_digits(tmp, y % 100, 2) - tmp; break;
-            case 'm': n = ngx_http_crm_digits(tmp, m, 2) - tmp; break;
-            case 'd': n = ngx_http_crm_digits(tmp, d, 2) - tmp; break;
-            case 'e':
-                n = ngx_http_crm_digits(tmp, d, 2) - tmp;
-                if (tmp[0] == '0') {
-                    tmp[0] = ' ';
-                }
-                break;
-            case 'H': n = ngx_http_crm_digits(tmp, hour, 2) - tmp; break;
-            case 'I':
-                n = ngx_http_crm_digits(tmp, hour % 12 ? hour % 12 : 12, 2)
-                    - tmp;
-                break;
-            case 'M':
-                n = ngx_http_crm_digits(tmp, secs / 60 % 60, 2) - tmp;
-                break;
-            case 'S': n = ngx_http_crm_digits(tmp, secs % 60, 2) - tmp; break;
-            case 'p': s = hour < 12 ? "AM" : "PM"; break;
-            case 'a': s = wdays[wday]; n = 3; break;
-            case 'A': s = wdays[wday]; break;
-            case 'b': s = months[m - 1]; n = 3; break;
-            case 'B': s = months[m - 1]; break;
-            case 'z':
-                o = offset < 0 ? -offset : offset;
-                tmp[0] = offset < 0 ? '-' : '+';
-                (void) ngx_http_crm_digits(tmp + 1, o / 3600, 2);
-                (void) ngx_http_crm_digits(tmp + 3, o / 60 % 60, 2);
-                n = 5;
-                break;
-            default: tmp[0] = fmt[i]; n = 1; break;  /* "%%" */
-            }
-        }
-
-        if (s != NULL) {
-            n = n ? n : strlen(s);
-
-        } else {
-            s = (const char *) tmp;
-        }
-
-        if ((size_t) (end - p) < n) {
-            break;
-        }
-
-        memcpy(p, s, n);
-        p += n;
-    }
-
-    return p - out;
 }
 
 

@@ -68,6 +68,17 @@ int64_t ngx_http_crm_calendar_add(const ngx_http_crm_calendar_t *cal,
 int64_t ngx_http_crm_calendar_between(const ngx_http_crm_calendar_t *cal,
     int64_t a, int64_t b);
 
+/* floor division of seconds into days, and the weekday (0: Sunday) */
+
+#define ngx_http_crm_day_of(t)                                                \
+    ((t) >= 0 ? (t) / 86400 : -((-(t) + 86399) / 86400))
+
+#define ngx_http_crm_wday(day)  ((int) ((((day) % 7) + 11) % 7))
+
+
+/* y-m-d of a civil day counted from 1970-01-01 */
+void ngx_http_crm_civil(int64_t days, int64_t *y, int *m, int *d);
+
 /* writes t as RFC 3339 local time at offset (seconds east of UTC),
  * "2026-03-27T16:00:00+01:00", always 25 bytes; returns the length */
 #define NGX_HTTP_CRM_RFC3339_LEN  25
