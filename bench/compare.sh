@@ -2,7 +2,8 @@
 # bench/compare.sh REV [ROUNDS]: is this checkout slower than commit REV?
 # Builds REV in a throwaway worktree, then runs REV's benchmarks and this
 # checkout's in turn, ROUNDS times (3), so that both see the same noise;
-# prints, per row, the median ratio of each side and its spread (min..max).
+# prints, per row, the median ratio of each side and its spread (min..max);
+# rows are matched by name, a row only one side has shows "-" on the other.
 # Each side runs its own bench/run.sh, schema and module.
 
 set -euo pipefail
@@ -38,11 +39,11 @@ def rows(path):
         if len(f) != 5 or f[0] in ('benchmark', '') or f[0].startswith('-'):
             continue
         try:
-            # numbers in a name vary from run to run; the row's place not
-            got.append(('%02d %s' % (len(got) + 1,
-                                     re.sub(r'\d+%? decided', 'N% decided',
-                                            re.sub(r'\(\d+ from', '(N from',
-                                                   f[0]))),
+            # numbers in a name vary from run to run: rows are matched by
+            # their name without them (a row added between others does not
+            # shift the rest)
+            got.append((re.sub(r'\d+%? decided', 'N% decided',
+                               re.sub(r'\(\d+ from', '(N from', f[0])),
                         float(f[3]), f[4]))
         except ValueError:
             pass
