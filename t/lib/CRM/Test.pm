@@ -402,13 +402,22 @@ sub wait_for {
     }
 }
 
+# never the same port twice in one test file: the kernel may hand a port
+# closed a moment ago out again, and two servers of one nginx on one port
+# do not fail, the second just never answers (a flaky 082 under valgrind)
+my %Given;
+
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-        or die "cannot find a free port: $!\n";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, Proto => 'tcp',
+                                      Listen => 1, ReuseAddr => 1)
+            or die "cannot find a free port: $!\n";
+        my $port = $s->sockport;
+        close $s;
+        return $port if !$Given{$port}++;
+    }
+    die "cannot find a port not given out before\n";
 }
 
 # A pattern list from a section: lines, or what the "eval" filter made.
