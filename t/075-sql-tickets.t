@@ -94,15 +94,6 @@ sub paying {
               total => '10.00', currency => 'EUR'));
 }
 
-# her promises of the kinds a ticket gives, as ledger() shows them
-sub ticket_ledger {
-    my ($cid) = @_;
-    return [ grep { length } split /\n/, CRM::Test::psql(
-        "SELECT percent || ':' || status || ':' || coalesce(order_id, '-')"
-        . " FROM crm.promise_ledger WHERE customer_id = $cid"
-        . " AND kind IN ('compensation', 'sla_breach') ORDER BY promise_id") ];
-}
-
 sub open_ticket {
     my ($t) = @_;
     return one("SELECT concat_ws('|', name, email, phone, order_id,"
@@ -176,7 +167,7 @@ record(fb(ticket => 'KKKKKKKKKKK2', email => 'kim@example.com',
           compensation => 15, message => 'Broken'));
 my $kim = one("SELECT customer_id FROM crm.ticket"
                . " WHERE ticket = 'KKKKKKKKKKK2'");
-is_deeply(ticket_ledger($kim), [ '15:open:-' ],
+is_deeply(ledger($kim, qw(compensation sla_breach)), [ '15:open:-' ],
           'a conflict opens its compensation promise');
 is(one("SELECT kind FROM crm.promise_ledger WHERE customer_id = $kim"
        . " AND percent = 15"),
@@ -188,12 +179,12 @@ my $k1 = decide(order_id => 'K-1', email => 'kim@example.com');
 is($k1->{discount}, 20, 'her next order gets the compensation (15, with '
    . 'the 5 her paid order promised: max_discount 20)');
 record(result($k1, 201));
-is_deeply(ticket_ledger($kim), [ '15:kept:K-1' ], '... kept by that order');
+is_deeply(ledger($kim, qw(compensation sla_breach)), [ '15:kept:K-1' ], '... kept by that order');
 is(one("SELECT crm.resolve_ticket('KKKKKKKKKKK2', 'unfounded', true)"), 'f',
    'a compensation already used is not withdrawn');
 record(map { fb(ticket => "KKKKKKKKKK${_}3", email => 'kim@example.com',
                 rating => 1, conflict => $T, compensation => 15) } 2 .. 4);
-is_deeply(ticket_ledger($kim), [ '15:kept:K-1', '15:open:-' ],
+is_deeply(ledger($kim, qw(compensation sla_breach)), [ '15:kept:K-1', '15:open:-' ],
           'three more complaints at once: one compensation open at a time');
 
 record(fb(ticket => 'LLLLLLLLLLL2', email => 'lev@example.com',
@@ -202,7 +193,7 @@ my $lev = one("SELECT customer_id FROM crm.ticket"
               . " WHERE ticket = 'LLLLLLLLLLL2'");
 is(one("SELECT crm.resolve_ticket('llll llll lll2', 'unfounded', true)"), 't',
    'resolving an unfounded conflict withdraws its open compensation');
-is_deeply(ticket_ledger($lev), [ '15:withdrawn:-' ],
+is_deeply(ledger($lev, qw(compensation sla_breach)), [ '15:withdrawn:-' ],
           '... the ledger shows it');
 is(one("SELECT count(*) FROM crm.open_tickets WHERE ticket = 'LLLLLLLLLLL2'"),
    0, '... and the ticket is no longer open');

@@ -121,12 +121,15 @@ sub result {
               order_id => $d->{order_id}, status => $status);
 }
 
-# the customer's promises as staff see them: "percent:status:order_id"
+# the customer's promises as staff see them: "percent:status:order_id";
+# with kinds, only promises of those kinds
 sub ledger {
-    my ($cid) = @_;
+    my ($cid, @kinds) = @_;
+    my $only = @kinds ? " AND kind IN (" . join(', ', map { lit($_) } @kinds)
+                        . ")" : '';
     return [ split /\n/, CRM::Test::psql("SELECT percent || ':' || status"
         . " || ':' || coalesce(order_id, '-') FROM crm.promise_ledger"
-        . " WHERE customer_id = $cid ORDER BY promise_id") ];
+        . " WHERE customer_id = $cid$only ORDER BY promise_id") ];
 }
 
 # Runs each SQL text in its own psql at the same moment: all wait on an
