@@ -95,6 +95,7 @@ typedef struct {
 
 
 typedef struct ngx_http_crm_spool_s  ngx_http_crm_spool_t;
+typedef struct ngx_http_crm_due_memo_s  ngx_http_crm_due_memo_t;
 
 
 typedef struct {
@@ -122,6 +123,7 @@ typedef struct {
     ngx_http_crm_calendar_t  calendar;        /* of feedback.sla */
     u_char                   ticket_key[32];  /* of idempotent tickets */
     size_t                   ack_braces;      /* "{" in the template */
+    ngx_http_crm_due_memo_t *due_memo;        /* the worker's own */
     ngx_uint_t               uses_db;       /* capture or upstream_header */
     ngx_http_crm_cache_ctx_t *cache;
 

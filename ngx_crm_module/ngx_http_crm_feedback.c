@@ -41,9 +41,29 @@
 #define NGX_HTTP_CRM_TZFILE_MAX  (1024 * 1024)
 
 
+/*
+ * The due time is a pure function of the second a request arrived: the
+ * requests of one second share it, and the times written for it, instead
+ * of walking the calendar and formatting again for each of them.  Every
+ * worker writes its own copy (the configuration's memory after the fork).
+ */
+
+struct ngx_http_crm_due_memo_s {
+    time_t                     received;     /* 0: nothing yet */
+    time_t                     target_at;
+    time_t                     due_at;
+    size_t                     rlen;
+    size_t                     dlen;
+    u_char                     rfc[NGX_HTTP_CRM_RFC3339_LEN];
+    u_char                     due[NGX_HTTP_CRM_DUE_MAX];
+};
+
+
 static ngx_int_t ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *crmcf);
 static void *ngx_http_crm_feedback_alloc(void *data, size_t size);
+static void ngx_http_crm_feedback_due(ngx_http_crm_main_conf_t *crmcf,
+    ngx_http_crm_due_memo_t *memo, time_t t);
 static void ngx_http_crm_feedback_ticket(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_str_t *who);
 static ngx_int_t ngx_http_crm_feedback_random(u_char *out, size_t n);
@@ -81,6 +101,11 @@ ngx_http_crm_feedback_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     ngx_http_crm_acknowledge_t  *ack;
 
     if (ngx_http_crm_feedback_ticket_key(cf, crmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    crmcf->due_memo = ngx_pcalloc(cf->pool, sizeof(ngx_http_crm_due_memo_t));
+    if (crmcf->due_memo == NULL) {
         return NGX_ERROR;
     }
 
@@ -203,10 +228,9 @@ ngx_http_crm_feedback_alloc(void *data, size_t size)
 void
 ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    time_t                     t, limit, target;
     ngx_str_t                  who;
-    ngx_http_crm_sla_t        *sla;
     ngx_http_crm_feedback_t   *fb;
+    ngx_http_crm_due_memo_t   *memo;
     ngx_http_crm_main_conf_t  *crmcf;
 
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
@@ -243,12 +267,40 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
         return;
     }
 
+    memo = crmcf->due_memo;
+
+    if (memo->received != ctx->received.sec || memo->received == 0) {
+        ngx_http_crm_feedback_due(crmcf, memo, ctx->received.sec);
+    }
+
+    ctx->target_at = memo->target_at;
+    ctx->due_at = memo->due_at;
+
     fb = &crmcf->policy->feedback;
-    sla = &fb->sla;
+
+    ctx->conflict = ngx_http_crm_feedback_conflict(ctx, &fb->conflict);
+}
+
+
+/*
+ * The target and due time of a request that arrived at t, and the due time
+ * written for the answer: RFC 3339 and feedback.acknowledge.due_format.
+ */
+
+static void
+ngx_http_crm_feedback_due(ngx_http_crm_main_conf_t *crmcf,
+    ngx_http_crm_due_memo_t *memo, time_t t)
+{
+    time_t                       limit, target;
+    int32_t                      offset;
+    ngx_http_crm_sla_t          *sla;
+    ngx_http_crm_acknowledge_t  *ack;
+
+    sla = &crmcf->policy->feedback.sla;
+    ack = &crmcf->policy->feedback.acknowledge;
 
     /* durations are in ms; a started second counts whole */
 
-    t = ctx->received.sec;
     limit = (time_t) ((sla->limit + 999) / 1000);
     target = (time_t) ((sla->target + 999) / 1000);
 
@@ -257,27 +309,30 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
      * so the days before it are walked once
      */
 
-    ctx->target_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, target);
+    memo->target_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, target);
 
-    if (limit >= target && ctx->target_at >= 0) {
-        ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar,
-                                                ctx->target_at,
-                                                limit - target);
+    if (limit >= target && memo->target_at >= 0) {
+        memo->due_at = ngx_http_crm_calendar_add(&crmcf->calendar,
+                                                 memo->target_at,
+                                                 limit - target);
 
     } else {
-        ctx->due_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, limit);
+        memo->due_at = ngx_http_crm_calendar_add(&crmcf->calendar, t, limit);
     }
 
-    if (ctx->due_at < 0 || ctx->target_at < 0) {
+    if (memo->due_at < 0 || memo->target_at < 0) {
         /* open too seldom to count (holidays on every open day) */
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "crm feedback: no due time within ten years, "
-                       "counted in calendar time");
-        ctx->due_at = t + limit;
-        ctx->target_at = t + target;
+        memo->due_at = t + limit;
+        memo->target_at = t + target;
     }
 
-    ctx->conflict = ngx_http_crm_feedback_conflict(ctx, &fb->conflict);
+    offset = ngx_http_crm_tz_offset(crmcf->calendar.tz, memo->due_at);
+    memo->rlen = ngx_http_crm_rfc3339(memo->rfc, memo->due_at, offset);
+    memo->dlen = ngx_http_crm_calendar_format(memo->due, sizeof(memo->due),
+                                              ack->due_format.data,
+                                              ack->due_format.len,
+                                              memo->due_at, offset);
+    memo->received = t;
 }
 
 
@@ -519,12 +574,10 @@ ngx_http_crm_feedback_error(ngx_http_request_t *r, ngx_uint_t status,
 static ngx_int_t
 ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 {
-    u_char                       *p, *body, *msg;
-    u_char                        due[NGX_HTTP_CRM_DUE_MAX];
-    u_char                        rfc[NGX_HTTP_CRM_RFC3339_LEN];
+    u_char                       *p, *body, *msg, *due, *rfc;
     size_t                        len, mlen, dlen, rlen, vmax, i;
-    int32_t                       offset;
     ngx_uint_t                    html;
+    ngx_http_crm_due_memo_t      *memo;
     ngx_http_crm_tvar_t           vars[5];
     ngx_http_crm_acknowledge_t   *ack;
     ngx_http_crm_main_conf_t     *crmcf;
@@ -532,12 +585,17 @@ ngx_http_crm_feedback_answer(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
     ack = &crmcf->policy->feedback.acknowledge;
 
-    offset = ngx_http_crm_tz_offset(crmcf->calendar.tz, ctx->due_at);
-    rlen = ngx_http_crm_rfc3339(rfc, ctx->due_at, offset);
-    dlen = ngx_http_crm_calendar_format(due, sizeof(due),
-                                        ack->due_format.data,
-                                        ack->due_format.len, ctx->due_at,
-                                        offset);
+    memo = crmcf->due_memo;
+
+    if (memo->received == 0 || memo->due_at != ctx->due_at) {
+        /* decided in an earlier second than the last request's */
+        ngx_http_crm_feedback_due(crmcf, memo, ctx->received.sec);
+    }
+
+    rfc = memo->rfc;
+    rlen = memo->rlen;
+    due = memo->due;
+    dlen = memo->dlen;
 
     vars[0].name = "name";
     vars[0].data = ctx->field[NGX_HTTP_CRM_FIELD_NAME].data;
