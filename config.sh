@@ -31,7 +31,7 @@ usage: ./config.sh COMMAND
   db [conninfo]
           apply the sql/ migrations in order, then its functions and views,
           idempotently (default conninfo: $CRM_CONNINFO, else libpq's defaults)
-  fuzz [policy|body|cookie|template|calendar]
+  fuzz [policy|body|cookie|template|calendar|inject]
           a libFuzzer+ASan+UBSan harness for CRM_FUZZ_SECONDS (600)
   bench   the benchmarks in bench/, a table of ratios against plain nginx
   demo    a throwaway PostgreSQL, a demo shop and nginx with the module;
@@ -166,13 +166,13 @@ cmd_test() {
     fi
 }
 
-# fuzz [policy|body|cookie|template|calendar]: one libFuzzer harness (policy by default) for
+# fuzz [policy|body|cookie|template|calendar|inject]: one libFuzzer harness (policy by default) for
 # CRM_FUZZ_SECONDS, on a scratch copy of its seeds
 cmd_fuzz() {
     cmd_deps
     local what=${1:-policy} corpus
-    case "$what" in policy|body|cookie|template|calendar) ;;
-        *) die "fuzz: policy, body, cookie, template or calendar" ;; esac
+    case "$what" in policy|body|cookie|template|calendar|inject) ;;
+        *) die "fuzz: policy, body, cookie, template, calendar or inject" ;; esac
     corpus=$(mktemp -d)
     [ "$what" = policy ] && cp "$ROOT"/t/unit/fuzz_corpus/* "$corpus/"
     if [ "$what" = calendar ]; then
@@ -185,7 +185,7 @@ cmd_fuzz() {
     make -s -C "$ROOT/t/unit" "fuzz_$what"
     "$ROOT/t/unit/fuzz_$what" -max_total_time="${CRM_FUZZ_SECONDS:-600}" \
         -print_final_stats=1 \
-        $([ "$what" = policy ] && echo "-dict=$ROOT/t/unit/fuzz_policy.dict") \
+        $([ -f "$ROOT/t/unit/fuzz_$what.dict" ] && echo "-dict=$ROOT/t/unit/fuzz_$what.dict") \
         "$corpus"
     rm -rf "$corpus"
 }
