@@ -201,7 +201,7 @@ cmd_fuzz() {
 # two nodes applying at once take turns instead of both applying a
 # migration.
 SQL_REPEATABLE=(fn_helpers fn_policy fn_calendar fn_customers fn_orders
-                fn_payments fn_feedback fn_events fn_forget views_staff)
+                fn_payments fn_feedback fn_banners fn_events fn_forget views_staff)
 
 db_lock_sql() {
     echo "SELECT pg_advisory_xact_lock(hashtext('ngx_crm schema')) AS locked \gset"
