@@ -84,6 +84,14 @@ typedef struct {
     ngx_atomic_t             undecided;
     ngx_atomic_t             no_customer;
     ngx_atomic_t             conflicts;
+    ngx_atomic_t             banner_impressions;
+    ngx_atomic_t             banner_would_show;
+    ngx_atomic_t             banner_no_cookie;
+    ngx_atomic_t             banner_cache_miss;
+    ngx_atomic_t             banner_compressed;
+    ngx_atomic_t             banner_no_place;
+    ngx_atomic_t             banner_capped;
+    ngx_atomic_t             banner_not_html;
     ngx_atomic_t             spool_bytes[NGX_HTTP_CRM_WORKERS_MAX];
     ngx_atomic_t             conn_up;
     ngx_atomic_t             conn_busy;
@@ -96,6 +104,8 @@ typedef struct {
 
 typedef struct ngx_http_crm_spool_s  ngx_http_crm_spool_t;
 typedef struct ngx_http_crm_due_memo_s  ngx_http_crm_due_memo_t;
+typedef struct ngx_http_crm_banners_s  ngx_http_crm_banners_t;
+typedef struct ngx_http_crm_banner_ctx_s  ngx_http_crm_banner_ctx_t;
 
 
 typedef struct {
@@ -126,6 +136,9 @@ typedef struct {
     ngx_http_crm_due_memo_t *due_memo;        /* the worker's own */
     ngx_uint_t               uses_db;       /* capture or upstream_header */
     ngx_http_crm_cache_ctx_t *cache;
+    ngx_uint_t               banner_used;
+    ngx_http_crm_banners_t  *banners;         /* NULL: no banners */
+    u_char                  *banner_spec;     /* JSON, NUL-terminated */
 
     /* the directive and its line, for "needs crm_policy" errors */
     ngx_str_t                needs_policy;
@@ -196,6 +209,9 @@ typedef struct {
     ngx_http_crm_pg_query_t  query;
     const char              *values[NGX_HTTP_CRM_DECIDE_N];
 
+    ngx_http_crm_banner_ctx_t *bn;           /* crm_banner's, or NULL */
+
+    unsigned                 started:1;        /* crm_capture's began */
     unsigned                 holdout:1;
     unsigned                 decided:1;
     unsigned                 parked:1;

@@ -81,7 +81,6 @@ ngx_int_t
 ngx_http_crm_capture_handler(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    ngx_pool_cleanup_t       *cln;
     ngx_http_crm_ctx_t       *ctx;
     ngx_http_crm_loc_conf_t  *lcf;
 
@@ -93,7 +92,7 @@ ngx_http_crm_capture_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_crm_get_ctx(r);
 
-    if (ctx != NULL) {
+    if (ctx != NULL && ctx->started) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "crm capture handler again, phase %ui", ctx->phase);
 
@@ -116,22 +115,16 @@ ngx_http_crm_capture_handler(ngx_http_request_t *r)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "crm capture handler");
 
-    /* the cleanup finds the ctx again after an internal redirect */
+    /* crm_banner may have made the ctx already */
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_crm_ctx_t));
-
-    if (cln == NULL || ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx == NULL) {
+        ctx = ngx_http_crm_ctx_new(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
-    ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
-
-    cln->handler = ngx_http_crm_capture_cleanup;
-    cln->data = ctx;
-
-    ctx->request = r;
-    ctx->pool = r->pool;
+    ctx->started = 1;
     ctx->received = *ngx_timeofday();
 
     rc = ngx_http_read_client_request_body(r,
@@ -479,6 +472,36 @@ ngx_http_crm_capture_bound(ngx_http_crm_ctx_t *ctx)
  * module ctx): found again through the pool cleanup that the capture
  * handler registered, as the realip module does.
  */
+
+/*
+ * The module's request context, found again after an internal redirect
+ * through its pool cleanup (nginx clears module contexts then).
+ */
+
+ngx_http_crm_ctx_t *
+ngx_http_crm_ctx_new(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_crm_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_crm_ctx_t));
+
+    if (cln == NULL || ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_crm_module);
+
+    cln->handler = ngx_http_crm_capture_cleanup;
+    cln->data = ctx;
+
+    ctx->request = r;
+    ctx->pool = r->pool;
+
+    return ctx;
+}
+
 
 ngx_http_crm_ctx_t *
 ngx_http_crm_get_ctx(ngx_http_request_t *r)

@@ -15,6 +15,7 @@
 
 
 ngx_int_t ngx_http_crm_capture_handler(ngx_http_request_t *r);
+ngx_http_crm_ctx_t *ngx_http_crm_ctx_new(ngx_http_request_t *r);
 ngx_http_crm_ctx_t *ngx_http_crm_get_ctx(ngx_http_request_t *r);
 
 

@@ -24,6 +24,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_banner.h"
 #include "ngx_http_crm_conf.h"
 #include "ngx_http_crm_capture.h"
 #include "ngx_http_crm_feedback.h"
@@ -227,22 +228,47 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 
     ngx_http_crm_identity_filter_init();
 
-    crmcf->uses_db = crmcf->capture_used
+    crmcf->uses_db = crmcf->capture_used || crmcf->banner_used
                      || crmcf->policy->identity.upstream_header.len;
 
     if (crmcf->uses_db && ngx_http_crm_identity_keys(cf, crmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    /* the calendar's zone is also the banners' day */
+
+    if ((crmcf->feedback_used || crmcf->banner_used)
+        && ngx_http_crm_feedback_conf(cf, crmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (crmcf->banner_used) {
+        if (ngx_http_crm_banner_conf(cf, crmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = ngx_http_crm_banner_handler;
+
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = ngx_http_crm_banner_log;
+
+        ngx_http_crm_banner_filter_init();
+    }
+
     /* a server without crm_capture pays nothing more for the module */
 
     if (!crmcf->capture_used) {
         return NGX_OK;
-    }
-
-    if (crmcf->feedback_used && ngx_http_crm_feedback_conf(cf, crmcf) != NGX_OK)
-    {
-        return NGX_ERROR;
     }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
@@ -705,9 +731,10 @@ ngx_http_crm_capture_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *
 ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                     *rv;
-    ngx_http_crm_srv_conf_t  *cscf;
-    ngx_http_crm_loc_conf_t  *clcf = conf;
+    char                      *rv;
+    ngx_http_crm_srv_conf_t   *cscf;
+    ngx_http_crm_main_conf_t  *crmcf;
+    ngx_http_crm_loc_conf_t   *clcf = conf;
 
     rv = ngx_conf_set_flag_slot(cf, cmd, conf);
 
@@ -718,6 +745,9 @@ ngx_http_crm_banner_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (clcf->banner) {
         ngx_http_crm_needs_policy(cf, cmd);
         ngx_http_crm_server_acts(cf);
+
+        crmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_crm_module);
+        crmcf->banner_used = 1;
 
     } else if (cf->cmd_type == NGX_HTTP_SRV_CONF) {
         cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_crm_module);

@@ -509,7 +509,7 @@ ngx_http_crm_feedback_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    if (ctx == NULL) {
+    if (ctx == NULL || !ctx->started) {
         return ngx_http_crm_feedback_error(r, NGX_HTTP_BAD_REQUEST,
                                            "no feedback was read", NULL);
     }

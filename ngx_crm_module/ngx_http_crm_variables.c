@@ -169,7 +169,8 @@ ngx_http_crm_variable_state(ngx_http_request_t *r,
 
     ctx = ngx_http_crm_get_ctx(r->main);
 
-    s = &ngx_http_crm_states[ctx ? ctx->state : NGX_HTTP_CRM_STATE_OFF];
+    s = &ngx_http_crm_states[ctx && ctx->started ? ctx->state
+                                                 : NGX_HTTP_CRM_STATE_OFF];
 
     ngx_http_crm_variable_set(v, s->data, s->len);
 

@@ -27,7 +27,8 @@ COMMENT ON FUNCTION crm.birthday_of(date, date) IS
 -- order of spec (the policy's banners as the module sends them: "id",
 -- "when", and for birthday "days_before", "days_after", "gift",
 -- "relatives"), each with the values of its placeholders; the customer's
--- name; today's impressions per banner id (all nodes), so that a cap
+-- name; today's impressions per banner id (all nodes, the holdout's
+-- would_show exposures counted alike), so that a cap
 -- counted on one node is known to the others.  A birthday banner that
 -- holds promises its gift here, once per person and year.  Holdout
 -- customers get no birthday or surprise_sent banner: those come back
@@ -235,8 +236,6 @@ BEGIN
                       FROM crm.event AS e
                      WHERE e.kind = 'banner' AND e.customer_id = cid
                        AND e.received_at >= (today::timestamp AT TIME ZONE tz)
-                       AND NOT coalesce((e.payload ->> 'would_show')::boolean,
-                                        false)
                      GROUP BY 1) AS s
              WHERE s.id IS NOT NULL), '{}'));
 END
@@ -247,3 +246,36 @@ COMMENT ON FUNCTION crm.banner_state(bigint, text, jsonb) IS
     'placeholders'' values, her name and today''s impressions per banner; '
     'promises a birthday gift once per person and year.  Called by the '
     'module to fill its shared-memory banner state.';
+
+
+-- banner_rows: crm.banner_state() as rows, for the module to read without
+-- parsing JSON: (0, NULL, false, 0, 'name', her name) first, then one row
+-- a placeholder of each banner (n from 1, in order; key NULL for a banner
+-- without placeholders).  No rows for a customer who is not there.
+CREATE OR REPLACE FUNCTION crm.banner_rows(cid bigint, policy text,
+    spec jsonb)
+RETURNS TABLE (n integer, id text, would_show boolean, shown bigint,
+               key text, value text)
+LANGUAGE sql AS $$
+    WITH s AS MATERIALIZED (
+        SELECT crm.banner_state(cid, policy, spec) AS j
+    )
+    SELECT 0, NULL::text, false, 0::bigint, 'name'::text, s.j ->> 'name'
+      FROM s
+     WHERE s.j IS NOT NULL
+    UNION ALL
+    SELECT b.n::integer, b.e ->> 'id', (b.e ->> 'would_show')::boolean,
+           coalesce((s.j -> 'shown' ->> (b.e ->> 'id'))::bigint, 0),
+           v.key, v.value
+      FROM s
+     CROSS JOIN LATERAL jsonb_array_elements(s.j -> 'banners')
+           WITH ORDINALITY AS b(e, n)
+      LEFT JOIN LATERAL jsonb_each_text(b.e -> 'vars') AS v(key, value)
+             ON true
+     WHERE s.j IS NOT NULL
+     ORDER BY 1
+$$;
+
+COMMENT ON FUNCTION crm.banner_rows(bigint, text, jsonb) IS
+    'crm.banner_state() as rows (banner ordinal, id, would_show, shown '
+    'today, placeholder, value), as the module reads it.';

@@ -178,9 +178,15 @@ record(ev(kind => 'banner', customer_id => $ann,
           payload => { banner => 'ready', would_show => JSON::PP::true }),
        ev(kind => 'banner', customer_id => $ann, received_at => time - 3 * 86400,
           payload => { banner => 'ready', path => '/' }));
-is_deeply(state($ann)->{shown}, { ready => 2, gift => 1 },
-          'today\'s impressions per banner, from every node\'s events '
-          . '(not would_show, not another day\'s)');
+is_deeply(state($ann)->{shown}, { ready => 3, gift => 1 },
+          'today\'s impressions per banner, from every node\'s events, '
+          . 'would_show exposures counted alike (not another day\'s)');
+my @rows = split /\n/, CRM::Test::psql("SELECT concat_ws('|', n, id,"
+    . " would_show, shown, key, value) FROM crm.banner_rows($ann, 'main', "
+    . lit($J->encode(\@spec)) . "::jsonb)");
+is_deeply([ sort @rows ], [ sort '0|f|0|name|Ann <b>', '1|ready|f|3|discount|10',
+    '1|ready|f|3|valid_until|2099-01-31', '2|gift|f|1|gift|tea',
+    '2|gift|f|1|order_id|A-1' ], 'crm.banner_rows: the same as rows');
 
 # --- forgotten ---------------------------------------------------------------
 

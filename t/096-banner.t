@@ -1,0 +1,293 @@
+# The personal banner (issue 10) through nginx and PostgreSQL: a customer
+# known by her signed cookie gets one banner in the shop's HTML pages,
+# decided from shared memory (the first view fills it in the background);
+# the page around it is untouched byte for byte; every other response (no
+# cookie, a forged one, gzip, JSON, 404, HEAD, a page with no place) is
+# passed as it was.  Headers of a personal page; no revalidation of one;
+# escaping of a hostile name; </body> split across the shop's writes;
+# max_per_day; impressions recorded; the holdout's would_show.
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CRM::Test schema => 1;
+use CRM::Shop;
+use IO::Socket::INET;
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(sleep);
+
+my $SHOP = CRM::Shop->start->port;
+my $J = JSON::PP->new->canonical;
+
+# --- the shop's pages: a tiny HTML upstream ---------------------------------
+#
+# GET /p/NAME answers the page NAME below; the page says which conditional
+# headers reached it.  /p/split writes the page in pieces with pauses.
+
+my $BODY = "<html><head><title>Shop</title></head>\n<body>\n<h1>Welcome</h1>"
+         . "\n<p>Our tea.</p>\n</body>\n</html>\n";
+
+my %PAGES = (
+    plain  => [ 'text/html; charset=utf-8', $BODY ],
+    marker => [ 'text/html', "<html><body><header><!--crm-banner--></header>"
+                             . "<p>x</p></body></html>" ],
+    caps   => [ 'text/html', "<HTML><BODY><P>x</P></BODY></HTML>" ],
+    none   => [ 'text/html', "<p>no body end here</p>" ],
+    json   => [ 'application/json', '{"a":"</body>"}' ],
+    gzip   => [ 'text/html', $BODY, 'Content-Encoding: gzip' ],
+    cached => [ 'text/html', $BODY,
+                "Cache-Control: public, max-age=60, s-maxage=600\r\n"
+                . "ETag: \"v1\"\r\nLast-Modified: Tue, 01 Dec 2026 10:00:00 GMT" ],
+    big    => [ 'text/html', "<html><body>" . ("<p>tea &amp; cake</p>\n" x 10000)
+                             . "</body></html>\n" ],
+);
+
+my $PAGE_PORT = CRM::Test::free_port();
+my $page_pid = fork // die "fork: $!";
+if ($page_pid == 0) {
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+        LocalPort => $PAGE_PORT, Listen => 64, ReuseAddr => 1) or POSIX::_exit(1);
+    $SIG{CHLD} = 'IGNORE';
+    while (my $c = $l->accept) {
+        next if fork;
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) {
+            my $n = sysread($c, $head, 8192, length $head) or POSIX::_exit(0);
+        }
+        my ($line, @lines) = split /\r\n/, (split /\r\n\r\n/, $head)[0];
+        my (undef, $uri) = split / /, $line;
+        my %h = map { my ($k, $v) = split /:\s*/, $_, 2; (lc $k, $v) } @lines;
+        my ($name) = $uri =~ m{^/p/(\w+)};
+        my $cond = join ',', map { "$_=" . ($h{$_} // '') }
+                   grep { exists $h{$_} } qw(if-none-match if-modified-since);
+        if ($name && $name eq 'split') {
+            print $c "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                   . "Connection: close\r\n\r\n";
+            $c->autoflush(1);
+            for my $piece ("<html><body><p>x</p><", "/bo", "DY", ">\n</ht",
+                           "ml>\n") {
+                print $c $piece;
+                sleep 0.15;
+            }
+            POSIX::_exit(0);
+        }
+        my $p = $PAGES{$name || ''};
+        my ($status, $type, $body, $extra) = $p ? (200, @$p)
+            : (404, 'text/html', "<html><body>not here</body></html>");
+        $body =~ s{</h1>}{</h1><!-- seen: $cond -->} if $cond;
+        print $c "HTTP/1.1 $status X\r\nContent-Type: $type\r\n"
+               . ($extra ? "$extra\r\n" : '')
+               . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n"
+               . ($uri =~ /^HEAD/ ? '' : $body);
+        POSIX::_exit(0);
+    }
+    POSIX::_exit(0);
+}
+END { kill 'TERM', $page_pid if $page_pid }
+
+my $policy = <<'YAML';
+version: 1
+database:
+  conninfo: "$CRM_CONNINFO"
+  spool: $SPOOL
+  timeout: 2s
+  connections: 2
+cache:
+  size: 1m
+  ttl: 1s
+identity:
+  cookie: crm
+  secret_file: $SERVROOT/conf/crm.secret
+fields:
+  order_id: /order_id
+  email: /customer/email
+  name: /customer/name
+loyalty:
+  promise:
+    valid_for: 30d
+    max_discount: 20
+surprises:
+  probability: 0
+banners:
+  - id: late
+    when: order_delayed
+    template: '<div class="crm">Sorry {name}, order {order_id} is late: {eta}.</div>'
+  - id: ready
+    when: discount_ready
+    max_per_day: 8
+    template: '<div class="crm">{name}, {discount}% off your next order.</div>'
+YAML
+
+my $config = <<"CONF";
+location /p/ {
+    crm_banner on;
+    add_header X-Banner \$crm_banner;
+    proxy_pass http://127.0.0.1:$PAGE_PORT;
+}
+location /off/ {
+    proxy_pass http://127.0.0.1:$PAGE_PORT/p/;
+}
+location = /orders {
+    crm_capture order;
+    proxy_pass http://127.0.0.1:$SHOP;
+}
+location = /crm { crm_status; }
+CONF
+
+CRM::Test::spew(servroot() . '/conf/crm.secret', ('b' x 40) . "\n");
+
+ok(start_nginx({ policy => $policy, config => $config }),
+   'nginx starts with crm_banner on');
+ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 10),
+   'connected to PostgreSQL');
+
+sub db { my $r = psql($_[0]); chomp $r; $r }
+
+sub settle {
+    wait_for(sub { (http_get('/crm'))[2] =~ /"spool":\{"bytes":0\}/ }, 10);
+    select(undef, undef, undef, 0.1);
+}
+
+# a new customer through an order; returns (customer id, cookie)
+sub customer {
+    my ($email, $name) = @_;
+    my $body = $J->encode({ order_id => "O-$email", total => 10,
+                            customer => { email => $email, name => $name } });
+    my (undef, $h) = http_request('POST', '/orders',
+        { 'Content-Type' => 'application/json' }, $body);
+    my ($cookie) = ($h->{'set-cookie'} || '') =~ /^(crm=[^;]+)/;
+    settle();
+    my $cid = db("SELECT customer_id FROM crm.customer WHERE email = '$email'");
+    return ($cid, $cookie);
+}
+
+sub page {
+    my ($path, %h) = @_;
+    return http_request($h{method} || 'GET', $path,
+                        { %{ $h{headers} || {} } }, undef);
+}
+
+# a page view that fills the state, then one that shows it
+sub warm {
+    my ($path, $cookie) = @_;
+    page($path, headers => { Cookie => $cookie });
+    sleep 0.3;
+}
+
+my ($anna, $cookie) = customer('anna@example.com', 'Anna <script>alert(1)</script>');
+ok($anna && $cookie, "a customer ($anna) with her signed cookie");
+
+# --- nothing applies yet, and no cookie at all ------------------------------
+
+my ($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
+is($b, $BODY, 'the first view: no banner (the state is filled meanwhile)');
+sleep 0.3;
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
+is($b, $BODY, 'nothing applies to her: the page as the shop sent it');
+is($h->{'content-length'}, length $BODY, '... Content-Length kept');
+
+# --- a promise: discount_ready ----------------------------------------------
+
+db("INSERT INTO crm.promise (customer_id, kind, percent, valid_until)"
+   . " VALUES ($anna, 'repeat_order', 10, now() + interval '9 days')");
+sleep 1.2;                       # cache.ttl 1s: the next view refreshes it
+warm('/p/plain', $cookie);
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
+my $banner = '<div class="crm">Anna &lt;script&gt;alert(1)&lt;/script&gt;, '
+           . '10% off your next order.</div>';
+(my $want = $BODY) =~ s{</body>}{$banner</body>};
+is($b, $want, 'an open promise: the banner right before </body>, the name '
+   . 'HTML-escaped, every other byte as the shop sent it');
+is($h->{'x-banner'}, 'ready', '$crm_banner is its id for add_header');
+ok(!exists $h->{'content-length'}, 'no Content-Length on a page that grew');
+like($h->{'cache-control'} || '', qr/^private\b/, 'Cache-Control: private');
+like($h->{vary} || '', qr/\bCookie\b/, 'Vary: Cookie');
+
+($s, $h, $b) = page('/p/cached', headers => { Cookie => $cookie });
+like($b, qr{\Q$banner\E</body>}, 'a cacheable page gets it too');
+is($h->{'cache-control'}, 'private, max-age=60',
+   '... the shop\'s Cache-Control merged: public and s-maxage dropped, '
+   . 'private added');
+is($h->{etag}, 'W/"v1"', '... its ETag made weak');
+ok(!exists $h->{'last-modified'}, '... Last-Modified removed');
+
+($s, $h, $b) = page('/p/cached', headers => { Cookie => $cookie,
+    'If-None-Match' => 'W/"v1"',
+    'If-Modified-Since' => 'Tue, 01 Dec 2026 10:00:00 GMT' });
+is($s, 200, 'a revalidation of a personal page is answered in full, no 304');
+unlike($b, qr/seen:/, '... and its conditions never reached the shop');
+like($b, qr{\Q$banner\E</body>}, '... with the banner as it is now');
+
+($s, $h, $b) = page('/p/cached', headers => { 'If-None-Match' => '"v1"' });
+like($b, qr/seen: if-none-match="v1"/,
+     'without a cookie the conditions reach the shop as before');
+
+# --- where it goes ------------------------------------------------------------
+
+($s, $h, $b) = page('/p/marker', headers => { Cookie => $cookie });
+is($b, "<html><body><header>$banner<!--crm-banner--></header><p>x</p>"
+       . "</body></html>", 'at the <!--crm-banner--> marker when there is one');
+($s, $h, $b) = page('/p/caps', headers => { Cookie => $cookie });
+is($b, "<HTML><BODY><P>x</P>$banner</BODY></HTML>", '</BODY> in capitals');
+($s, $h, $b) = page('/p/split', headers => { Cookie => $cookie });
+is($b, "<html><body><p>x</p>$banner</boDY>\n</html>\n",
+   '</body> split over three writes of the shop, with pauses');
+($s, $h, $b) = page('/p/big', headers => { Cookie => $cookie });
+is($b, $PAGES{big}[1] =~ s{</body>}{$banner</body>}r,
+   'a 200 KB page: the banner before its </body>, the rest intact');
+
+# --- passed untouched -----------------------------------------------------------
+
+for my $case ([ 'none', 'a page with no </body> and no marker' ],
+              [ 'json', 'JSON' ],
+              [ 'gzip', 'a gzip-compressed page' ],
+              [ 'nothing', 'a 404' ]) {
+    my ($name, $what) = @$case;
+    my ($s1, $h1, $b1) = page("/p/$name", headers => { Cookie => $cookie });
+    my ($s2, $h2, $b2) = page("/off/$name");
+    # a page with no place is only known at its end: its headers are
+    # already those of a personal page, its bytes are the shop's
+    ok($s1 == $s2 && $b1 eq $b2 && $b1 !~ /class="crm"/
+       && ($name eq 'none' || ($h1->{'content-length'} // '')
+                              eq ($h2->{'content-length'} // '')),
+       "$what: passed as crm_banner off passes it");
+}
+($s, $h, $b) = page('/p/plain', method => 'HEAD', headers => { Cookie => $cookie });
+is($h->{'content-length'}, length $BODY, 'HEAD: untouched');
+($s, $h, $b) = page('/p/plain');
+is($b, $BODY, 'no cookie: untouched');
+is($h->{'content-length'}, length $BODY, '... Content-Length kept');
+(my $forged = $cookie) =~ s/.$/$& eq 'A' ? 'B' : 'A'/e;
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $forged });
+is($b, $BODY, 'a forged cookie: untouched');
+
+# --- the cap and the impressions ----------------------------------------------
+
+settle();
+my $shown = db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+               . " AND customer_id = $anna AND payload ->> 'banner' = 'ready'");
+cmp_ok($shown, '>=', 1, "impressions recorded as banner events ($shown)");
+
+my $before = $shown;
+my @views = map { (page('/p/plain', headers => { Cookie => $cookie }))[2]
+                  =~ /class="crm"/ ? 1 : 0 } 1 .. 4;
+is(join('', @views), '0000', 'max_per_day 8 reached today (7 pages with it, '
+   . 'one chosen for a page with no place): no more');
+settle();
+is(db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+      . " AND customer_id = $anna"), $before, '... and none recorded');
+
+# --- the holdout: would_show ------------------------------------------------------
+
+my ($hol, $hcookie) = customer('hol@example.com', 'Hol');
+db("UPDATE crm.customer SET holdout = true WHERE customer_id = $hol");
+db("INSERT INTO crm.orders (event_id, customer_id, order_id, status, decided,"
+   . " decision, eta) VALUES (gen_random_uuid(), $hol, 'H-1', 'delayed', true,"
+   . " '{}', 'Friday')");
+warm('/p/plain', $hcookie);
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $hcookie });
+like($b, qr{Sorry Hol, order H-1 is late: Friday\.</div></body>},
+     'a holdout customer still sees that her order is late (not a gift)');
+
+error_log_clean(0, name => 'error log clean');
+
+done_testing();
