@@ -1065,6 +1065,8 @@ ngx_http_crm_banner_record(ngx_http_request_t *r,
     (void) ngx_atomic_fetch_add(bn->dry ? &crmcf->stats->banner_would_show
                                         : &crmcf->stats->banner_impressions,
                                 1);
+
+    ngx_http_crm_banners_count(crmcf->banners, &bn->id, bn->dry);
 }
 
 

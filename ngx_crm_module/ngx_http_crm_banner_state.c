@@ -56,6 +56,18 @@ typedef struct {
 } ngx_http_crm_banner_node_t;
 
 
+/* impressions by banner id since the zone was made, for crm_status */
+typedef struct {
+    uint64_t                       shown;
+    uint64_t                       would_show;
+    size_t                         len;
+    u_char                         id[64];
+} ngx_http_crm_banner_tally_t;
+
+
+#define NGX_HTTP_CRM_BANNER_TALLIES  32
+
+
 typedef struct {
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
@@ -63,6 +75,7 @@ typedef struct {
     ngx_uint_t                     entries;
     ngx_uint_t                     hits;
     ngx_uint_t                     misses;
+    ngx_http_crm_banner_tally_t    tally[NGX_HTTP_CRM_BANNER_TALLIES];
 } ngx_http_crm_banners_sh_t;
 
 
@@ -389,6 +402,85 @@ ngx_http_crm_banners_stats(ngx_http_crm_banners_t *bz, ngx_uint_t *entries,
     *hits = bz->sh->hits;
     *misses = bz->sh->misses;
     ngx_shmtx_unlock(&bz->shpool->mutex);
+}
+
+
+/* one more impression (or exposure) of banner, by its id */
+
+void
+ngx_http_crm_banners_count(ngx_http_crm_banners_t *bz, ngx_str_t *banner,
+    ngx_uint_t would_show)
+{
+    size_t                        i, len;
+    ngx_http_crm_banner_tally_t  *t;
+
+    if (bz == NULL || bz->sh == NULL) {
+        return;
+    }
+
+    len = ngx_min(banner->len, sizeof(t->id));
+
+    ngx_shmtx_lock(&bz->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_CRM_BANNER_TALLIES; i++) {
+        t = &bz->sh->tally[i];
+
+        if (t->len == 0) {
+            t->len = len;
+            ngx_memcpy(t->id, banner->data, len);
+        }
+
+        if (t->len == len && ngx_memcmp(t->id, banner->data, len) == 0) {
+            if (would_show) {
+                t->would_show++;
+
+            } else {
+                t->shown++;
+            }
+
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&bz->shpool->mutex);
+}
+
+
+/* {"id":{"shown":N,"would_show":N},...} into [p, last) */
+
+u_char *
+ngx_http_crm_banners_tally(ngx_http_crm_banners_t *bz, u_char *p,
+    u_char *last)
+{
+    size_t                        i;
+    ngx_http_crm_banner_tally_t  *t;
+
+    p = ngx_slprintf(p, last, "{");
+
+    if (bz != NULL && bz->sh != NULL) {
+        ngx_shmtx_lock(&bz->shpool->mutex);
+
+        for (i = 0; i < NGX_HTTP_CRM_BANNER_TALLIES; i++) {
+            t = &bz->sh->tally[i];
+
+            if (t->len == 0) {
+                break;
+            }
+
+            if (last - p < (ssize_t) (6 * t->len + 64)) {
+                break;
+            }
+
+            p = ngx_slprintf(p, last, "%s\"", i ? "," : "");
+            p = (u_char *) ngx_escape_json(p, t->id, t->len);
+            p = ngx_slprintf(p, last, "\":{\"shown\":%uL,\"would_show\":%uL}",
+                             t->shown, t->would_show);
+        }
+
+        ngx_shmtx_unlock(&bz->shpool->mutex);
+    }
+
+    return ngx_slprintf(p, last, "}");
 }
 
 

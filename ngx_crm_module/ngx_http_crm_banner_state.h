@@ -57,6 +57,10 @@ ngx_int_t ngx_http_crm_banners_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_crm_banners_take(ngx_http_crm_banners_t *zone,
     uint64_t cid, ngx_str_t *banner, ngx_uint_t shown, ngx_uint_t max,
     uint32_t day);
+void ngx_http_crm_banners_count(ngx_http_crm_banners_t *zone,
+    ngx_str_t *banner, ngx_uint_t would_show);
+u_char *ngx_http_crm_banners_tally(ngx_http_crm_banners_t *zone, u_char *p,
+    u_char *last);
 void ngx_http_crm_banners_stats(ngx_http_crm_banners_t *zone,
     ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses);
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ngx_http_crm_policy_int.h"
+#include "ngx_http_crm_template.h"
 
 
 #define NGX_HTTP_CRM_MONEY_MAX    100000000000LL   /* cents */
@@ -35,6 +36,8 @@ static int ngx_http_crm_check_holiday(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
 static int ngx_http_crm_check_surprises(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
+static int ngx_http_crm_check_fills(ngx_http_crm_yaml_ctx_t *ctx,
+    ngx_http_crm_frame_t *f, ngx_http_crm_banner_t *b);
 static int ngx_http_crm_check_banner(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
     ngx_http_crm_frame_t *f, size_t n);
 static int ngx_http_crm_init_tiers(ngx_http_crm_yaml_ctx_t *ctx, void *base);
@@ -87,7 +90,17 @@ static const char *const  ngx_http_crm_ack_placeholders[] = {
 
 static const char *const  ngx_http_crm_banner_placeholders[] = {
     "name", "card", "tier", "discount", "valid_until", "order_id", "eta",
-    "gift", "ticket", NULL
+    "gift", "ticket", "relative", NULL
+};
+
+/* what each trigger can fill, besides {name}: by ngx_http_crm_when_e */
+static const char *const  ngx_http_crm_banner_fills[][5] = {
+    { "name", "ticket", "discount", NULL },             /* conflict */
+    { "name", "order_id", "eta", NULL },                /* order_delayed */
+    { "name", "relative", "discount", "valid_until", NULL }, /* birthday */
+    { "name", "card", "tier", NULL },                   /* new_card */
+    { "name", "discount", "valid_until", NULL },        /* discount_ready */
+    { "name", "gift", "order_id", NULL }                /* surprise_sent */
 };
 
 /* in the order of ngx_http_crm_when_e */
@@ -578,6 +591,56 @@ ngx_http_crm_check_surprises(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
 }
 
 
+/* a banner's placeholders: only those its trigger fills */
+
+static int
+ngx_http_crm_check_fills(ngx_http_crm_yaml_ctx_t *ctx,
+    ngx_http_crm_frame_t *f, ngx_http_crm_banner_t *b)
+{
+    char                  names[NGX_HTTP_CRM_PATHLEN];
+    char                  got[NGX_HTTP_CRM_GOTLEN];
+    size_t                n;
+    yaml_mark_t           mark;
+    const char           *const *name;
+    const unsigned char  *p, *last;
+
+    if (b->when >= NGX_HTTP_CRM_WHEN_N) {
+        return 0;
+    }
+
+    last = b->template.data + b->template.len;
+
+    for (p = b->template.data; p < last; p++) {
+        if (*p != '{' || (n = ngx_http_crm_template_word(p, last)) == 0) {
+            continue;
+        }
+
+        for (name = ngx_http_crm_banner_fills[b->when]; *name; name++) {
+            if (strlen(*name) == n && memcmp(*name, p + 1, n) == 0) {
+                break;
+            }
+        }
+
+        if (*name == NULL) {
+            (void) ngx_http_crm_frame_mark(f, "template", &mark);
+            ngx_http_crm_got(p + 1, n, 1, got, sizeof(got));
+            ngx_http_crm_names(ngx_http_crm_banner_fills[b->when], "{", "}",
+                               names, sizeof(names));
+
+            return ngx_http_crm_fail(ctx, &mark,
+                                     "\"%s.template\" has {%s}, which a "
+                                     "\"%s\" banner cannot fill; expected "
+                                     "only %s", ngx_http_crm_path(ctx), got,
+                                     ngx_http_crm_when_names[b->when], names);
+        }
+
+        p += n + 1;
+    }
+
+    return 0;
+}
+
+
 /* banners: unique ids; the birthday keys only on a birthday banner */
 
 static int
@@ -606,6 +669,10 @@ ngx_http_crm_check_banner(ngx_http_crm_yaml_ctx_t *ctx, void *obj,
                                      "%zu; expected a unique id",
                                      ngx_http_crm_path(ctx), got, i);
         }
+    }
+
+    if (ngx_http_crm_check_fills(ctx, f, &b[n]) != 0) {
+        return -1;
     }
 
     if (b[n].when == NGX_HTTP_CRM_WHEN_BIRTHDAY) {

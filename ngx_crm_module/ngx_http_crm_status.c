@@ -13,10 +13,11 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_banner_state.h"
 #include "ngx_http_crm_status.h"
 
 
-#define NGX_HTTP_CRM_STATUS_SIZE      8192
+#define NGX_HTTP_CRM_STATUS_SIZE      16384
 #define NGX_HTTP_CRM_STATS_ZONE_SIZE  (64 * 1024)
 
 
@@ -66,6 +67,31 @@ static ngx_http_crm_metric_t  ngx_http_crm_metrics[] = {
       "Orders whose order id or Idempotency-Key was sent again with "
       "another identity: no decision.",
       ngx_http_crm_stat(conflicts), 1, 0 },
+    { "banners", "impressions", "crm_banner_impressions_total",
+      "Banners put into pages and sent.",
+      ngx_http_crm_stat(banner_impressions), 1, 0 },
+    { "banners", "would_show", "crm_banner_would_show_total",
+      "Banners a holdout customer would have been shown (exposures).",
+      ngx_http_crm_stat(banner_would_show), 1, 0 },
+    { "banners", "no_cookie", "crm_banner_skipped_no_cookie_total",
+      "Banner pages with no valid customer cookie.",
+      ngx_http_crm_stat(banner_no_cookie), 1, 0 },
+    { "banners", "cache_miss", "crm_banner_skipped_cache_miss_total",
+      "Banner pages sent without one: the customer's state was not in "
+      "shared memory yet.",
+      ngx_http_crm_stat(banner_cache_miss), 1, 0 },
+    { "banners", "compressed", "crm_banner_skipped_compressed_total",
+      "Banner pages the shop sent compressed (Content-Encoding).",
+      ngx_http_crm_stat(banner_compressed), 1, 0 },
+    { "banners", "no_place", "crm_banner_skipped_no_place_total",
+      "Pages with neither <!--crm-banner--> nor </body>.",
+      ngx_http_crm_stat(banner_no_place), 1, 0 },
+    { "banners", "capped", "crm_banner_skipped_capped_total",
+      "Banner pages whose banners had all reached max_per_day.",
+      ngx_http_crm_stat(banner_capped), 1, 0 },
+    { "banners", "not_html", "crm_banner_skipped_not_html_total",
+      "Responses in crm_banner locations not of crm_banner_types.",
+      ngx_http_crm_stat(banner_not_html), 1, 0 },
     { "spool", "bytes", "crm_spool_bytes",
       "Bytes in the spool not yet written to PostgreSQL.",
       ngx_http_crm_stat(spool_bytes), 0, NGX_HTTP_CRM_WORKERS_MAX },
@@ -251,6 +277,12 @@ ngx_http_crm_status_json(ngx_http_request_t *r,
                                "\"hits\":%ui,\"misses\":%ui},\"errors\":%A",
                                p50, p99, n, entries, hits, misses,
                                st->errors);
+
+        if (crmcf->banners != NULL) {
+            b->last = ngx_slprintf(b->last, last, ",\"banner_ids\":");
+            b->last = ngx_http_crm_banners_tally(crmcf->banners, b->last,
+                                                 last - 8);
+        }
     }
 
     b->last = ngx_slprintf(b->last, last, "}\n");

@@ -52,6 +52,7 @@ DECLARE
     r        record;
     v_prom   bigint;
     v_year   integer;
+    v_gift   jsonb;
 BEGIN
     SELECT * INTO c FROM crm.customer AS x
      WHERE x.customer_id = cid AND x.forgotten_at IS NULL;
@@ -179,7 +180,7 @@ BEGIN
                     AND r.day + coalesce((b ->> 'days_after')::integer, 0);
 
                 vars := jsonb_build_object('relative', coalesce(r.name, ''),
-                                           'discount', '');
+                                           'discount', '', 'valid_until', '');
 
                 IF NOT c.holdout
                    AND coalesce((b ->> 'gift')::integer, 0) BETWEEN 1 AND 100
@@ -205,8 +206,18 @@ BEGIN
                            AND g.year = v_year;
                     END IF;
 
-                    vars := vars || jsonb_build_object('discount',
-                                                       b ->> 'gift');
+                    -- the gift of this birthday, as it stands
+                    SELECT jsonb_build_object('discount', p.percent::text,
+                               'valid_until',
+                               to_char(p.valid_until AT TIME ZONE tz,
+                                       'YYYY-MM-DD'))
+                      INTO v_gift
+                      FROM crm.birthday_gift AS g
+                      JOIN crm.promise AS p ON p.promise_id = g.promise_id
+                     WHERE g.customer_id = cid AND g.person = r.person
+                       AND g.year = v_year;
+
+                    vars := vars || coalesce(v_gift, '{}');
                 END IF;
 
                 EXIT;

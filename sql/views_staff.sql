@@ -272,3 +272,82 @@ COMMENT ON COLUMN crm.feedback_topics.csat IS
     'Share of the rated tickets rated 4 or 5 of 5 (0..1).';
 COMMENT ON COLUMN crm.feedback_topics.conflicts IS
     'Tickets that promised a compensation.';
+
+-- banner_report: which banner brings customers back.  Per banner and day
+-- (in the shop's time zone): the treated customers' impressions and the
+-- holdout's would_show exposures, how many of those customers ordered
+-- within 7 days after their first one that day, and the difference of the
+-- two rates with its 95 % interval (two-proportion z interval).
+CREATE OR REPLACE VIEW crm.banner_report AS
+    WITH tz AS (
+        SELECT coalesce((SELECT p.doc ->> 'timezone' FROM crm.policy p
+                          ORDER BY p.registered_at DESC LIMIT 1), 'UTC') AS tz
+    ), seen AS (
+        SELECT e.payload ->> 'banner' AS banner,
+               (e.received_at AT TIME ZONE tz.tz)::date AS day,
+               coalesce((e.payload ->> 'would_show')::boolean, false)
+                   AS holdout,
+               e.customer_id, count(*) AS n, min(e.received_at) AS first_at
+          FROM crm.event e, tz
+         WHERE e.kind = 'banner' AND e.customer_id IS NOT NULL
+         GROUP BY 1, 2, 3, 4
+    ), back AS (
+        SELECT s.*,
+               (SELECT count(*) FROM crm.orders o
+                 WHERE o.customer_id = s.customer_id
+                   AND o.created_at > s.first_at
+                   AND o.created_at <= s.first_at + interval '7 days'
+                   AND o.status NOT IN ('attempted', 'refused', 'abandoned'))
+                   AS orders
+          FROM seen s
+    ), g AS (
+        SELECT banner, day,
+               sum(n) FILTER (WHERE NOT holdout) AS impressions,
+               count(*) FILTER (WHERE NOT holdout) AS customers,
+               coalesce(sum(orders) FILTER (WHERE NOT holdout), 0)
+                   AS orders_within_7d,
+               count(*) FILTER (WHERE NOT holdout AND orders > 0)
+                   AS customers_back,
+               coalesce(sum(n) FILTER (WHERE holdout), 0)
+                   AS holdout_exposures,
+               count(*) FILTER (WHERE holdout) AS holdout_customers,
+               coalesce(sum(orders) FILTER (WHERE holdout), 0)
+                   AS holdout_orders_within_7d,
+               count(*) FILTER (WHERE holdout AND orders > 0)
+                   AS holdout_customers_back
+          FROM back
+         GROUP BY banner, day
+    ), r AS (
+        SELECT g.*,
+               CASE WHEN customers > 0
+                    THEN customers_back::float8 / customers END AS rate,
+               CASE WHEN holdout_customers > 0
+                    THEN holdout_customers_back::float8 / holdout_customers
+               END AS holdout_rate
+          FROM g
+    ), d AS (
+        SELECT r.*, rate - holdout_rate AS difference,
+               sqrt(rate * (1 - rate) / nullif(customers, 0)
+                    + holdout_rate * (1 - holdout_rate)
+                      / nullif(holdout_customers, 0)) AS se
+          FROM r
+    )
+    SELECT banner, day, coalesce(impressions, 0) AS impressions, customers,
+           orders_within_7d, holdout_exposures, holdout_customers,
+           holdout_orders_within_7d,
+           round(rate::numeric, 4) AS rate,
+           round(holdout_rate::numeric, 4) AS holdout_rate,
+           round(difference::numeric, 4) AS difference,
+           round((difference - 1.96 * se)::numeric, 4) AS difference_low,
+           round((difference + 1.96 * se)::numeric, 4) AS difference_high,
+           round((difference / nullif(se, 0))::numeric, 2) AS z
+      FROM d
+     ORDER BY day DESC, banner;
+
+COMMENT ON VIEW crm.banner_report IS
+    'Per banner and day (shop time zone): impressions and the customers '
+    'who saw it, orders they placed within 7 days of their first '
+    'impression that day; the same for the holdout''s would_show '
+    'exposures; rate (share of those customers who ordered), holdout_rate, '
+    'their difference with a 95 % two-proportion z interval '
+    '(difference_low..difference_high) and z.  NULL where a group is empty.';

@@ -198,6 +198,19 @@ banners:
 qr{\[emerg\] .*/conf/t/policy\.yaml:6:15:\ "banners\[0\]\.template"\ has\ the\ unknown\ placeholder\ \{nmae\}}
 
 
+=== TEST 16b: a placeholder the banner's trigger cannot fill
+--- policy
+version: 1
+database: {conninfo: "x"}
+banners:
+  - id: card
+    when: new_card
+    template: "Your card {card}: order {order_id} is late"
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*/conf/t/policy\.yaml:6:15:\ "banners\[0\]\.template"\ has\ \{order_id\},\ which\ a\ "new_card"\ banner\ cannot\ fill;\ expected\ only\ \{name\},\ \{card\},\ \{tier\}}
+
+
 === TEST 17: version 2
 --- policy
 version: 2

@@ -122,8 +122,11 @@ my $bob = customer(email => 'bob@example.com', name => 'Bob',
 $s = state($bob);
 is(ids($s), 'bday,ready', 'a birthday tomorrow, days_before 2: birthday '
    . '(and its gift is a discount ready)');
-is_deeply($s->{banners}[0]{vars}, { relative => 'Bob', discount => '15' },
-          '... {relative} is his own name, {discount} the gift');
+my $until = one("SELECT to_char(now() + interval '30 days', 'YYYY-MM-DD')");
+is_deeply($s->{banners}[0]{vars}, { relative => 'Bob', discount => '15',
+                                    valid_until => $until },
+          '... {relative} is his own name, {discount} the gift, '
+          . '{valid_until} its end');
 is_deeply(ledger($bob, 'birthday'), ['15:open:-'], '... the gift promised');
 state($bob) for 1 .. 3;
 is_deeply(ledger($bob, 'birthday'), ['15:open:-'],
@@ -143,7 +146,8 @@ CRM::Test::psql("INSERT INTO crm.relative (customer_id, name, birthday)"
     . " VALUES ($bob, 'Mia', current_date - interval '6 years'"
     . " - interval '1 day')");
 $s = state($bob);
-is_deeply($s->{banners}[0]{vars}, { relative => 'Mia', discount => '15' },
+is_deeply($s->{banners}[0]{vars}, { relative => 'Mia', discount => '15',
+                                    valid_until => $until },
           'a relative\'s birthday yesterday, days_after 1: {relative} Mia');
 is_deeply(ledger($bob, 'birthday'), ['15:open:-', '15:open:-'],
           '... her own gift, once');

@@ -44,6 +44,7 @@ my %PAGES = (
 my $PAGE_PORT = CRM::Test::free_port();
 my $page_pid = fork // die "fork: $!";
 if ($page_pid == 0) {
+    $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
         LocalPort => $PAGE_PORT, Listen => 64, ReuseAddr => 1) or POSIX::_exit(1);
     $SIG{CHLD} = 'IGNORE';
@@ -108,6 +109,13 @@ loyalty:
 surprises:
   probability: 0
 banners:
+  - id: bday
+    when: birthday
+    days_before: 1
+    days_after: 1
+    gift: 10
+    max_per_day: 100
+    template: '<div class="crm">Happy birthday, {relative}!</div>'
   - id: late
     when: order_delayed
     template: '<div class="crm">Sorry {name}, order {order_id} is late: {eta}.</div>'
@@ -288,6 +296,66 @@ warm('/p/plain', $hcookie);
 like($b, qr{Sorry Hol, order H-1 is late: Friday\.</div></body>},
      'a holdout customer still sees that her order is late (not a gift)');
 
+# --- birthdays: the gift once; the holdout's would_show ------------------------
+
+my ($bob, $bcookie) = customer('bob@example.com', 'Bob');
+db("UPDATE crm.customer SET birthday = current_date - interval '40 years'"
+   . " WHERE customer_id = $bob");
+warm('/p/plain', $bcookie);
+my @bviews = map { (page('/p/plain', headers => { Cookie => $bcookie }))[2] }
+             1 .. 3;
+is(scalar(grep { m{<div class="crm">Happy birthday, Bob!</div></body>} }
+          @bviews), 3, 'his birthday: the birthday banner, on every view');
+is(db("SELECT count(*) FROM crm.promise WHERE customer_id = $bob"
+      . " AND kind = 'birthday' AND percent = 10"), 1,
+   '... and one gift of 10 % promised, however many views');
+
+db("UPDATE crm.customer SET birthday = current_date - interval '30 years'"
+   . " WHERE customer_id = $hol");
+sleep 1.2;
+warm('/p/plain', $hcookie);
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $hcookie });
+is($b, $BODY, 'a holdout customer\'s birthday: no banner at all (the one '
+   . 'she would have seen is the birthday\'s)');
+ok(!defined $h->{'x-banner'} || $h->{'x-banner'} eq '',
+   '... $crm_banner empty');
+settle();
+cmp_ok(db("SELECT count(*) FROM crm.event WHERE kind = 'banner' AND"
+          . " customer_id = $hol AND payload ->> 'banner' = 'bday' AND"
+          . " (payload ->> 'would_show')::boolean"), '>=', 1,
+       '... recorded as a would_show exposure');
+is(db("SELECT count(*) FROM crm.promise WHERE customer_id = $hol"
+      . " AND kind = 'birthday'"), 0, '... and no gift');
+
+# --- crm_status -------------------------------------------------------------------
+
+my $st = $J->decode((http_get('/crm'))[2]);
+cmp_ok($st->{banners}{impressions}, '>=', 11,
+       "crm_status: impressions ($st->{banners}{impressions})");
+cmp_ok($st->{banner_ids}{ready}{shown}, '>=', 7, '... by banner id');
+cmp_ok($st->{banner_ids}{bday}{would_show}, '>=', 1,
+       '... would_show exposures by banner id');
+my $sk = $st->{banners};
+ok($sk->{no_cookie} >= 2 && $sk->{compressed} >= 1 && $sk->{no_place} >= 1
+   && $sk->{capped} >= 4 && $sk->{not_html} >= 1 && $sk->{cache_miss} >= 1,
+   '... and the pages skipped, by reason')
+    or diag $J->encode($sk);
+
 error_log_clean(0, name => 'error log clean');
+
+# --- a reload keeps the state; PostgreSQL down ---------------------------------
+
+is(reload_nginx(), 1, 'reload: new workers');
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $bcookie });
+like($b, qr/Happy birthday, Bob!/,
+     'after a reload his state is still in shared memory: no miss');
+pg_stop();
+sleep 1.2;
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $bcookie });
+like($b, qr/Happy birthday, Bob!/,
+     'PostgreSQL down: a customer whose state is cached still gets it');
+($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
+is($s, 200, '... and every page is served');
+pg_start();
 
 done_testing();
