@@ -121,6 +121,7 @@ typedef struct {
 
     /* the worker's own, made in init_process */
     ngx_http_crm_pg_t       *pg;
+    ngx_http_crm_pg_t       *listen_pg;       /* LISTEN crm_banner, or NULL */
     ngx_http_crm_spool_t    *spool;
     ngx_http_crm_keys_t     *keys;            /* NULL: no cookies */
     const char              *on_connect[2];

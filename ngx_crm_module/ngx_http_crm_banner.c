@@ -91,6 +91,8 @@ static ngx_int_t ngx_http_crm_banner_output(ngx_http_request_t *r,
 static uint32_t ngx_http_crm_banner_day(ngx_http_crm_main_conf_t *crmcf);
 static void ngx_http_crm_banner_record(ngx_http_request_t *r,
     ngx_http_crm_main_conf_t *crmcf, ngx_http_crm_banner_ctx_t *bn);
+static void ngx_http_crm_banner_notified(void *data, const char *channel,
+    const char *payload);
 
 
 void
@@ -1135,4 +1137,71 @@ ngx_http_crm_banner_conf(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     *p = '\0';
 
     return NGX_OK;
+}
+
+
+/*
+ * One worker of the node (the first) holds a connection that LISTENs on
+ * crm_banner: the functions that change what a customer's banners would
+ * be NOTIFY her id there (sql/fn_banners.sql), and her entry is looked up
+ * again at once, so that a change made through any node shows on this one
+ * within a lookup.  It is a pool of one connection like the others:
+ * non-blocking, reconnected after a failure; cache.ttl is the backstop for
+ * what is missed while it is down.
+ */
+
+ngx_int_t
+ngx_http_crm_banner_init_worker(ngx_cycle_t *cycle,
+    ngx_http_crm_main_conf_t *crmcf)
+{
+    ngx_str_t                 conninfo;
+    ngx_http_crm_pg_hooks_t   hooks;
+
+    if (!crmcf->banner_used || crmcf->banners == NULL || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&hooks, sizeof(ngx_http_crm_pg_hooks_t));
+    hooks.errors = &crmcf->stats->errors;
+    hooks.notify = ngx_http_crm_banner_notified;
+    hooks.notify_data = crmcf;
+
+    conninfo.len = crmcf->policy->database.conninfo.len;
+    conninfo.data = crmcf->policy->database.conninfo.data;
+
+    crmcf->listen_pg = ngx_http_crm_pg_create(cycle, &conninfo, 1,
+                           (ngx_msec_t) crmcf->policy->database.timeout,
+                           &hooks);
+    if (crmcf->listen_pg == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_crm_pg_on_connect(crmcf->listen_pg, "LISTEN crm_banner", 0,
+                               NULL);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_banner_notified(void *data, const char *channel,
+    const char *payload)
+{
+    ngx_http_crm_main_conf_t *crmcf = data;
+
+    ngx_int_t  cid;
+
+    if (ngx_strcmp(channel, "crm_banner") != 0) {
+        return;
+    }
+
+    cid = ngx_atoi((u_char *) payload, ngx_strlen(payload));
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "crm banner: customer %s changed", payload);
+
+    if (cid > 0) {
+        ngx_http_crm_banners_changed(crmcf, (uint64_t) cid,
+                                     ngx_http_crm_banner_day(crmcf));
+    }
 }

@@ -109,7 +109,7 @@ static ngx_http_crm_banner_node_t *ngx_http_crm_banners_alloc(
     ngx_http_crm_banners_t *zone, uint64_t cid, size_t len);
 static void ngx_http_crm_banners_free(ngx_http_crm_banners_t *zone,
     ngx_http_crm_banner_node_t *bn);
-static void ngx_http_crm_banners_fill(ngx_http_request_t *r,
+static void ngx_http_crm_banners_fill(ngx_log_t *log,
     ngx_http_crm_main_conf_t *crmcf, uint64_t cid, uint32_t day);
 static void ngx_http_crm_banners_filled(ngx_http_crm_pg_query_t *q,
     PGresult *res);
@@ -303,7 +303,7 @@ ngx_http_crm_banners_get(ngx_http_request_t *r,
     ngx_shmtx_unlock(&bz->shpool->mutex);
 
     if (fill) {
-        ngx_http_crm_banners_fill(r, crmcf, cid, day);
+        ngx_http_crm_banners_fill(r->connection->log, crmcf, cid, day);
     }
 
     if (copy == NULL) {
@@ -402,6 +402,57 @@ ngx_http_crm_banners_stats(ngx_http_crm_banners_t *bz, ngx_uint_t *entries,
     *hits = bz->sh->hits;
     *misses = bz->sh->misses;
     ngx_shmtx_unlock(&bz->shpool->mutex);
+}
+
+
+/*
+ * PostgreSQL said the customer's state changed (NOTIFY crm_banner): her
+ * entry is stale from now on, and is looked up again at once; views meanwhile
+ * use what it holds.
+ */
+
+void
+ngx_http_crm_banners_changed(ngx_http_crm_main_conf_t *crmcf, uint64_t cid,
+    uint32_t day)
+{
+    uint64_t                     now;
+    ngx_uint_t                   fill;
+    ngx_msec_t                   wait;
+    ngx_http_crm_banners_t      *bz;
+    ngx_http_crm_banner_node_t  *bn;
+
+    bz = crmcf->banners;
+
+    if (bz == NULL || bz->sh == NULL || cid == 0) {
+        return;
+    }
+
+    now = ngx_http_crm_banners_now();
+    wait = 2 * (ngx_msec_t) crmcf->policy->database.timeout;
+    fill = 0;
+
+    ngx_shmtx_lock(&bz->shpool->mutex);
+
+    bn = ngx_http_crm_banners_lookup(bz->sh, cid);
+
+    if (bn != NULL) {
+        if (bn->stored) {
+            bn->stored = 1;
+        }
+
+        if (bn->filling == 0 || now - bn->filling >= wait
+            || bn->filling > now + wait)
+        {
+            bn->filling = now;
+            fill = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&bz->shpool->mutex);
+
+    if (fill) {
+        ngx_http_crm_banners_fill(ngx_cycle->log, crmcf, cid, day);
+    }
 }
 
 
@@ -555,8 +606,8 @@ ngx_http_crm_banners_free(ngx_http_crm_banners_t *bz,
 
 
 static void
-ngx_http_crm_banners_fill(ngx_http_request_t *r,
-    ngx_http_crm_main_conf_t *crmcf, uint64_t cid, uint32_t day)
+ngx_http_crm_banners_fill(ngx_log_t *log, ngx_http_crm_main_conf_t *crmcf,
+    uint64_t cid, uint32_t day)
 {
     ngx_http_crm_banners_t      *bz;
     ngx_http_crm_banner_node_t  *bn;
@@ -564,7 +615,7 @@ ngx_http_crm_banners_fill(ngx_http_request_t *r,
 
     bz = crmcf->banners;
 
-    f = ngx_calloc(sizeof(ngx_http_crm_banner_fill_t), r->connection->log);
+    f = ngx_calloc(sizeof(ngx_http_crm_banner_fill_t), log);
 
     if (f != NULL) {
         f->zone = bz;
@@ -584,7 +635,7 @@ ngx_http_crm_banners_fill(ngx_http_request_t *r,
         f->query.handler = ngx_http_crm_banners_filled;
         f->query.data = f;
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
                        "crm banner state: lookup of customer %uL", cid);
 
         if (crmcf->pg != NULL

@@ -57,6 +57,8 @@ ngx_int_t ngx_http_crm_banners_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_crm_banners_take(ngx_http_crm_banners_t *zone,
     uint64_t cid, ngx_str_t *banner, ngx_uint_t shown, ngx_uint_t max,
     uint32_t day);
+void ngx_http_crm_banners_changed(ngx_http_crm_main_conf_t *crmcf,
+    uint64_t cid, uint32_t day);
 void ngx_http_crm_banners_count(ngx_http_crm_banners_t *zone,
     ngx_str_t *banner, ngx_uint_t would_show);
 u_char *ngx_http_crm_banners_tally(ngx_http_crm_banners_t *zone, u_char *p,

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_banner.h"
 #include "ngx_http_crm_conf.h"
 #include "ngx_http_crm_status.h"
 #include "ngx_http_crm_variables.h"
@@ -177,6 +178,10 @@ ngx_http_crm_init_process(ngx_cycle_t *cycle)
                                "SELECT crm.register_policy($1, $2::jsonb)",
                                2, crmcf->on_connect);
 
+    if (ngx_http_crm_banner_init_worker(cycle, crmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_crm_breach_init_worker(cycle, crmcf);
 }
 
@@ -194,6 +199,11 @@ ngx_http_crm_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_crm_pg_destroy(crmcf->pg);
     crmcf->pg = NULL;
+
+    if (crmcf->listen_pg != NULL) {
+        ngx_http_crm_pg_destroy(crmcf->listen_pg);
+        crmcf->listen_pg = NULL;
+    }
 
     ngx_http_crm_spool_destroy(crmcf->spool);
     crmcf->spool = NULL;

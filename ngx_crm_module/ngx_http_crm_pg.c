@@ -447,6 +447,11 @@ ngx_http_crm_pg_idle(ngx_http_crm_pg_conn_t *pc, ngx_event_t *ev)
     }
 
     while ((notify = PQnotifies(pc->conn)) != NULL) {
+        if (pc->pg->hooks.notify) {
+            pc->pg->hooks.notify(pc->pg->hooks.notify_data, notify->relname,
+                                 notify->extra);
+        }
+
         PQfreemem(notify);
     }
 

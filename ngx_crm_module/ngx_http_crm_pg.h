@@ -55,6 +55,10 @@ typedef struct {
     void                        *latency_data;
     void                       (*ready)(void *data);  /* a conn got idle */
     void                        *ready_data;
+    /* a NOTIFY that reached a connection (LISTEN in on_connect) */
+    void                       (*notify)(void *data, const char *channel,
+                                         const char *payload);
+    void                        *notify_data;
 } ngx_http_crm_pg_hooks_t;
 
 

@@ -542,7 +542,11 @@ ngx_http_crm_pg_on_connect_done(ngx_http_crm_pg_conn_t *pc)
     res = pc->res;
     pc->res = NULL;
 
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    /* a SELECT gives tuples, a LISTEN none */
+
+    if (res == NULL || (PQresultStatus(res) != PGRES_TUPLES_OK
+                        && PQresultStatus(res) != PGRES_COMMAND_OK))
+    {
         n = ngx_http_crm_pg_one_line(buf, sizeof(buf),
                                      res ? PQresultErrorMessage(res)
                                          : "no result");

@@ -290,3 +290,48 @@ $$;
 COMMENT ON FUNCTION crm.banner_rows(bigint, text, jsonb) IS
     'crm.banner_state() as rows (banner ordinal, id, would_show, shown '
     'today, placeholder, value), as the module reads it.';
+
+
+-- banner_changed: a change to what a customer's banners would be tells
+-- every nginx node (NOTIFY crm_banner, her id): each node's listening
+-- worker looks her state up again at once.  A row trigger on the tables
+-- banner_state() reads, so staff's own UPDATEs count as much as the
+-- module's functions; a transaction's notifications with the same id are
+-- sent once, at commit.
+CREATE OR REPLACE FUNCTION crm.banner_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.customer_id IS NOT NULL THEN
+        PERFORM pg_notify('crm_banner', OLD.customer_id::text);
+    END IF;
+
+    IF TG_OP <> 'DELETE' AND NEW.customer_id IS NOT NULL THEN
+        PERFORM pg_notify('crm_banner', NEW.customer_id::text);
+    END IF;
+
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION crm.banner_changed() IS
+    'Trigger: NOTIFY crm_banner with the customer id of a changed row, so '
+    'that the nginx nodes look her banner state up again.';
+
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.promise
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.orders
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.ticket
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.customer
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.relative
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+CREATE OR REPLACE TRIGGER banner_changed
+    AFTER INSERT OR UPDATE OR DELETE ON crm.gift
+    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
