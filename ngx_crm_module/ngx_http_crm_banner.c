@@ -257,9 +257,15 @@ ngx_http_crm_banner_header_filter(ngx_http_request_t *r)
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_crm_module);
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
+    /*
+     * a Range request becomes a 206 further down the chain (the range
+     * filter comes after this one): its bytes are the shop's
+     */
+
     if (!lcf->banner || r != r->main || crmcf->banners == NULL
         || r->headers_out.status != NGX_HTTP_OK
-        || (r->method & NGX_HTTP_HEAD) || r->header_only)
+        || (r->method & NGX_HTTP_HEAD) || r->header_only
+        || r->headers_in.range != NULL)
     {
         return ngx_http_next_header_filter(r);
     }

@@ -121,7 +121,7 @@ banners:
     template: '<div class="crm">Sorry {name}, order {order_id} is late: {eta}.</div>'
   - id: ready
     when: discount_ready
-    max_per_day: 9
+    max_per_day: 12
     template: '<div class="crm">{name}, {discount}% off your next order.</div>'
 YAML
 
@@ -134,6 +134,16 @@ location /p/ {
 location /off/ {
     proxy_pass http://127.0.0.1:$PAGE_PORT/p/;
 }
+location /c/ {
+    crm_banner on;
+    proxy_cache pages;
+    proxy_cache_valid 200 1m;
+    add_header X-Cache \$upstream_cache_status;
+    proxy_pass http://127.0.0.1:$PAGE_PORT/p/;
+}
+location /s/ {
+    crm_banner on;
+}
 location = /orders {
     crm_capture order;
     proxy_pass http://127.0.0.1:$SHOP;
@@ -143,7 +153,12 @@ CONF
 
 CRM::Test::spew(servroot() . '/conf/crm.secret', ('b' x 40) . "\n");
 
-ok(start_nginx({ policy => $policy, config => $config }),
+mkdir servroot() . '/html/s';
+CRM::Test::spew(servroot() . '/html/s/page.html', $BODY);
+
+ok(start_nginx({ policy => $policy, config => $config,
+                 http_config => 'proxy_cache_path ' . servroot()
+                                . '/tmp/cache keys_zone=pages:1m;' }),
    'nginx starts with crm_banner on');
 ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 10),
    'connected to PostgreSQL');
@@ -243,6 +258,22 @@ is($b, "<html><body><p>x</p>$banner</boDY>\n</html>\n",
 is($b, $PAGES{big}[1] =~ s{</body>}{$banner</body>}r,
    'a 200 KB page: the banner before its </body>, the rest intact');
 
+($s, $h, $b) = page('/s/page.html', headers => { Cookie => $cookie });
+is($b, $BODY =~ s{</body>}{$banner</body>}r,
+   'a static file (sendfile): the banner too');
+($s, $h, $b) = page('/s/page.html', headers => { Cookie => $cookie,
+                                                 Range => 'bytes=0-9' });
+is($s, 206, 'a range of it: 206');
+is($b, substr($BODY, 0, 10), '... untouched');
+
+($s, $h, $b) = page('/c/cached', headers => { Cookie => $cookie });
+like($b, qr{\Q$banner\E</body>}, 'through proxy_cache: her banner');
+($s, $h, $b) = page('/c/cached');
+is($h->{'x-cache'}, 'HIT', 'the next request without a cookie is a cache hit');
+unlike($b, qr/class="crm"/, '... and the cached copy holds no banner');
+($s, $h, $b) = page('/c/cached', headers => { Cookie => $cookie });
+like($b, qr{\Q$banner\E</body>}, '... while her hit gets hers');
+
 # --- passed untouched -----------------------------------------------------------
 
 for my $case ([ 'none', 'a page with no </body> and no marker' ],
@@ -278,8 +309,8 @@ cmp_ok($shown, '>=', 1, "impressions recorded as banner events ($shown)");
 my $before = $shown;
 my @views = map { (page('/p/plain', headers => { Cookie => $cookie }))[2]
                   =~ /class="crm"/ ? 1 : 0 } 1 .. 4;
-is(join('', @views), '0000', 'max_per_day 9 reached today (8 pages with it, '
-   . 'one chosen for a page with no place): no more');
+is(join('', @views), '0000', 'max_per_day 12 reached today (11 pages with '
+   . 'it, one chosen for a page with no place): no more');
 settle();
 is(db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
       . " AND customer_id = $anna"), $before, '... and none recorded');
