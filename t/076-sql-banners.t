@@ -192,6 +192,41 @@ is_deeply([ sort @rows ], [ sort '0|f|0|name|Ann <b>', '1|ready|f|3|discount|10'
     '1|ready|f|3|valid_until|2099-01-31', '2|gift|f|1|gift|tea',
     '2|gift|f|1|order_id|A-1' ], 'crm.banner_rows: the same as rows');
 
+# --- crm.banner_report -------------------------------------------------------
+
+my $day0 = 1_900_000_000 - 1_900_000_000 % 86400 + 10 * 3600;   # 10:00 UTC
+my @treated = map { customer(email => "t$_\@example.com") } 1 .. 3;
+my @held = map { customer(email => "h$_\@example.com", holdout => 't') } 1 .. 2;
+record(map({ my $c = $_; map { ev(kind => 'banner', customer_id => $c,
+                                  received_at => $day0 + 60 * $_,
+                                  payload => { banner => 'promo' }) } 1 .. 2 }
+           @treated),
+       map({ ev(kind => 'banner', customer_id => $_, received_at => $day0,
+                payload => { banner => 'promo',
+                             would_show => JSON::PP::true }) } @held));
+my $n = 0;
+for my $o ([ $treated[0], 3600 ], [ $treated[0], 7200 ], [ $treated[1], 86400 * 6 ],
+           [ $treated[2], 86400 * 8 ], [ $held[0], 86400 * 9 ]) {
+    CRM::Test::psql("INSERT INTO crm.orders (event_id, customer_id, order_id,"
+        . " status, decided, decision, created_at) VALUES ('" . uuid()
+        . "', $o->[0], 'R-" . ++$n . "', 'paid', true, '{}',"
+        . " to_timestamp(" . ($day0 + $o->[1]) . "))");
+}
+my $r = json_of("SELECT row_to_json(b) FROM crm.banner_report b"
+                . " WHERE banner = 'promo'");
+is_deeply([ @$r{qw(impressions customers orders_within_7d holdout_exposures
+                   holdout_customers holdout_orders_within_7d)} ],
+          [ 6, 3, 3, 2, 2, 0 ],
+          'crm.banner_report: 6 impressions to 3 customers, 3 orders within '
+          . '7 days (two by one customer; one after 8 days not counted); the '
+          . 'holdout\'s 2 exposures, no order within 7 days');
+is_deeply([ map { 0 + $_ } @$r{qw(rate holdout_rate difference difference_low
+                                  difference_high z)} ],
+          [ 0.6667, 0, 0.6667, 0.1332, 1.2001, 2.45 ],
+          '... rates 2/3 and 0, difference 0.67 with its 95 % interval '
+          . '0.13..1.20 and z 2.45');
+is($r->{day}, one("SELECT to_timestamp($day0)::date"), '... on its day');
+
 # --- forgotten ---------------------------------------------------------------
 
 CRM::Test::psql("UPDATE crm.customer SET forgotten_at = now() WHERE"
