@@ -163,20 +163,22 @@ like($second, qr/"tier":\s*"member"/, 'and her tier');
 like($step{6} || '', qr/"discount_percent":\s*0\b/,
      'a customer sending X-CRM-Discount himself gets nothing for it');
 
-# step 7: the banner (the module's banner filter is not there yet)
-TODO: {
-    local $TODO = 'the banner filter (crm_banner) is not implemented yet';
-    like($step{7} || '', qr/class="crm-banner"/,
-         "Anna's account page shows her personal banner");
-}
+# step 7: the banner, in the page a browser gets
+like($step{7} || '', qr{<div class="crm-banner">Sorry, Anna: order D-2 is late\. It will be with you by 2026-12-01\.</div>\s*</body>},
+     "Anna's account page shows her personal banner (her order is late) "
+     . 'right before </body>');
+like($step{7} || '', qr/^Cache-Control: private/mi,
+     '... as a private page');
 
 # What staff see: the three queries, after the steps.
 my ($staff) = $out =~ /^(# What the staff see, in PostgreSQL.*)\z/ms;
 $staff ||= '';
 
 my ($interactions) = $staff =~ /crm\.interactions[^\n]*\n(.*?\(\d+ rows?\))/s;
-like($interactions || '', qr/\(6 rows\)/,
-     'crm.interactions holds the six API requests');
+like($interactions || '', qr/\(7 rows\)/,
+     'crm.interactions holds the six API requests and the banner shown');
+like($interactions || '', qr/^\s*banner\s*\|\s*\|\s*ok\s*$/m,
+     '... the banner\'s impression last');
 
 my ($overview) = $staff =~ /crm\.customer_overview[^\n]*\n(.*?\(\d+ rows?\))/s;
 $overview ||= '';
