@@ -18,6 +18,11 @@
 #   latency     p50 and p99 added by the decision at a steady rate
 #   decide      orders/s through the module / pgbench running
 #               crm.decide_order() alone, as many clients as connections
+#   banners     a 20 KB page with a customer's banner / the same page with
+#               crm_banner off, and / sub_filter putting a fixed banner in;
+#               worker RSS after 1,000,000 banner pages / after 10,000
+#               (CRM_BENCH_BANNER_PAGES); CRM_BENCH_ONLY=banners runs these
+#               rows alone
 
 set -euo pipefail
 
@@ -35,6 +40,11 @@ port() {
 
 P_UP=$(port); P_PLAIN=$(port); P_MOD=$(port); P_DOWN=$(port); P_PG=$(port)
 P_DEAD=$(port); P_FBDOWN=$(port)
+
+# the banner of the banner rows, and what sub_filter puts in instead
+BANNER_TPL='<div class="crm">{name}, {discount}% off your next order until {valid_until}.</div>'
+BANNER_HTML='<div class="crm">Anna, 10% off your next order until 2027-01-01.</div>'
+head -c 32 /dev/urandom | base64 >"$DIR/crm.secret"
 
 cleanup() {
     local d
@@ -75,8 +85,8 @@ http {
     upstream shop { server 127.0.0.1:$P_UP; keepalive 32; }
 CONF
         if [ -n "$conninfo" ]; then
-            printf 'version: 1\ndatabase:\n  conninfo: "%s"\n  spool: %s\n  connections: 2\nfields:\n  email: /customer/email\n  name: /customer/name\n' \
-                "$conninfo" "$spool" >"$d/crm.yaml"
+            printf 'version: 1\ndatabase:\n  conninfo: "%s"\n  spool: %s\n  connections: 2\nfields:\n  email: /customer/email\n  name: /customer/name\nidentity:\n  cookie: crm\n  secret_file: %s\nbanners:\n  - id: ready\n    when: discount_ready\n    max_per_day: 0\n    template: %s\n' \
+                "$conninfo" "$spool" "$DIR/crm.secret" "'$BANNER_TPL'" >"$d/crm.yaml"
             echo "    crm_policy $d/crm.yaml;"
         fi
         cat <<CONF
@@ -107,6 +117,23 @@ CONF
         location = /fixed201 {
             default_type application/json;
             return 201 '{"ticket":"ABCDEFGHJK23","due":"2026-12-03T17:00:00+00:00","message":"Thank you, Anna. Your ticket is ABCDEFGHJK23; we will answer by 2026-12-03 17:00.","faq":""}';
+        }
+        location = /bpage {
+            crm_banner on;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop/page.html;
+        }
+        location = /bpage-off {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop/page.html;
+        }
+        location = /bpage-sub {
+            sub_filter '</body>' '$BANNER_HTML</body>';
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://shop/page.html;
         }
         location = /crm { crm_status; }
 CONF
@@ -161,8 +188,13 @@ status() {
 
 ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
 
-# the upstream the proxies talk to: plain nginx
-mkdir -p "$DIR/ng-up/logs"
+# the upstream the proxies talk to: plain nginx; a 20 KB shop page
+mkdir -p "$DIR/ng-up/logs" "$DIR/ng-up/html"
+python3 -c "
+import sys
+rows = ''.join('<li><a href=\"/product/%d\">Tea %d</a> <b>4.%02d EUR</b></li>\n' % (i, i, i % 100) for i in range(400))
+sys.stdout.write('<!DOCTYPE html>\n<html><head><title>Shop</title></head>\n<body>\n<ul>\n' + rows[:19800] + '</ul>\n</body>\n</html>\n')
+" >"$DIR/ng-up/html/page.html"
 cat >"$DIR/ng-up/nginx.conf" <<CONF
 worker_processes 1;
 error_log $DIR/ng-up/logs/error.log error;
@@ -174,6 +206,7 @@ http {
     server {
         listen 127.0.0.1:$P_UP;
         keepalive_requests 100000;
+        location = /page.html { root $DIR/ng-up/html; }
         location / { return 200 '{"order":"accepted"}'; }
     }
 }
@@ -191,6 +224,44 @@ row() { printf '| %-44s | %12s | %12s | %6s | %6s |\n' "$@"; }
 echo
 row "benchmark" "module" "baseline" "ratio" "goal"
 row "--------------------------------------------" "------------" "------------" "------" "------"
+
+# banners: a customer with an open promise and her cookie, her state warm
+cookie=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
+    -d '{"order_id":"BN-1","customer":{"email":"anna@bench.example","name":"Anna"},"total":10}' \
+    "http://127.0.0.1:$P_MOD/order" | tr -d '\r' | sed -n 's/^Set-Cookie: \(crm=[^;]*\).*/\1/Ip')
+for _ in $(seq 100); do
+    cid=$(psql -X -At -h 127.0.0.1 -p "$P_PG" -U postgres crm -c \
+          "SELECT customer_id FROM crm.customer WHERE email = 'anna@bench.example'")
+    [ -n "$cid" ] && break
+    sleep 0.1
+done
+psql -X -q -h 127.0.0.1 -p "$P_PG" -U postgres crm -c \
+    "INSERT INTO crm.promise (customer_id, kind, percent, valid_until) VALUES ($cid, 'repeat_order', 10, now() + interval '30 days')"
+for _ in $(seq 50); do
+    curl -s -H "Cookie: $cookie" "http://127.0.0.1:$P_MOD/bpage" | grep -q 'class="crm"' && break
+    sleep 0.1
+done
+bps() { wrk -t1 -c"$CONNS" -d"${SECS}s" -H "Cookie: $cookie" "http://127.0.0.1:$P_MOD$1" | awk '/^Requests\/sec/ { print $2 }'; }
+a=$(bps /bpage); b=$(bps /bpage-off)
+row "banner page vs crm_banner off, 20 KB (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.95"
+a=$(bps /bpage); b=$(bps /bpage-sub)
+row "banner page vs sub_filter of a fixed one (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=1.0"
+wpid=$(pgrep -P "$(cat "$DIR/ng-mod/logs/nginx.pid")" | head -1)
+wrk -t1 -c"$CONNS" -d600s -H "Cookie: $cookie" \
+    "http://127.0.0.1:$P_MOD/bpage" >/dev/null 2>&1 &
+wrk_pid=$!
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$wpid/status"; }
+pages() { status "$P_MOD" "['banners']['impressions']"; }
+while [ "$(pages)" -lt 10000 ]; do sleep 0.2; done
+a10k=$(rss)
+while [ "$(pages)" -lt "${CRM_BENCH_BANNER_PAGES:-1000000}" ]; do sleep 1; done
+a1m=$(rss)
+kill "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
+row "worker RSS after ${CRM_BENCH_BANNER_PAGES:-1000000} banner pages vs 10,000 (KB)" "$a1m" "$a10k" "$(ratio "$a1m" "$a10k")" "<=1.05"
+if [ "${CRM_BENCH_ONLY:-}" = banners ]; then
+    exit 0
+fi
 
 a=$(rps "$P_MOD" /static); b=$(rps "$P_PLAIN" /static)
 row "location without crm, module loaded (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">=0.98"
