@@ -287,7 +287,7 @@ loyalty:
 banners:                          # the first that applies is shown
   - id: delayed
     when: order_delayed
-    template: '<div class="crm-banner">Sorry, {name}: order {order_id} is late. It will be with you by {eta}.</div>'
+    template: '<div class="crm-banner" style="border:2px solid #c60;background:#fff4e5;padding:1em;margin:1em 0">Sorry, {name}: order {order_id} is late. It will be with you by {eta}.</div>'
     max_per_day: 0
   - id: welcome-card
     when: new_card
@@ -430,6 +430,19 @@ for step in "${STEPS[@]}"; do
     if [ -n "$expect" ] && [[ $out != *"$expect"* ]]; then
         say "step $n: the answer does not say $expect"
         failed=1
+    fi
+    # CRM_DEMO_SCREENSHOT=FILE: the banner page as a browser shows it
+    # (Debian's chromium, headless), from the very bytes nginx sent
+    if [[ -n ${CRM_DEMO_SCREENSHOT:-} && $out == *crm-banner* ]]; then
+        sed '1,/^\r\{0,1\}$/d' <<<"$out" >"$RUN/account.html"
+        if command -v chromium >/dev/null; then
+            chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
+                --window-size=900,520 --screenshot="$CRM_DEMO_SCREENSHOT" \
+                "file://$RUN/account.html" >/dev/null 2>&1 \
+                || say "step $n: chromium could not take the screenshot"
+        else
+            say "step $n: no chromium here: no screenshot"
+        fi
     fi
     if [[ $cmd == */api/* ]] && ! grep -qx 'X-CRM-State: ok' <<<"${out//$'\r'/}"; then
         say "step $n: the module did not decide: $(grep -i '^X-CRM-State:' <<<"$out" | tr -d '\r' || echo 'no X-CRM-State header')"
