@@ -203,4 +203,4 @@ order|CH-1|no_customer|-|{\"order\": {\"id\": \"CH-1\"}}"
 --- config eval: $::CONFIG
 --- request
 GET /status
---- response_body_like: "events":\{"captured":11,"written":11,"spooled":0,"replayed":0,"bad_body":6,"rejected":0,"cookies_rejected":0\},"orders":\{"decided":1,"undecided":0,"no_customer":3,"conflict":0\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":[01],
+--- response_body_like: "events":\{"captured":11,"written":11,"spooled":0,"replayed":0,"bad_body":6,"rejected":0,"cookies_rejected":0\},"orders":\{"decided":1,"undecided":0,"no_customer":3,"conflict":0\},"banners":\{"impressions":0,"would_show":0,"no_cookie":0,"cache_miss":0,"compressed":0,"no_place":0,"capped":0,"not_html":0\},"spool":\{"bytes":0\},"connections":\{"up":2,"busy":[01],
