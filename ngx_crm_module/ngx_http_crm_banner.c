@@ -55,10 +55,13 @@ struct ngx_http_crm_banner_ctx_s {
     ngx_chain_t               *out;
     ngx_chain_t              **last_out;
     ngx_chain_t               *busy;
-    ngx_chain_t               *free;
+    ngx_chain_t               *busy_last;
+    ngx_chain_t               *free;         /* holds' memory */
+    ngx_chain_t               *spare;        /* links with buffers */
     off_t                      sent0;        /* c->sent before the header */
     uint64_t                   at;           /* the place, once found */
     unsigned                   checked:1;    /* the cookie was read */
+    unsigned                   decided:1;
     unsigned                   chosen:1;
     unsigned                   dry:1;        /* would_show */
     unsigned                   placed:1;
@@ -74,6 +77,8 @@ static ngx_http_crm_banner_ctx_t *ngx_http_crm_banner_ctx(
     ngx_http_request_t *r, ngx_http_crm_ctx_t **pctx);
 static uint64_t ngx_http_crm_banner_customer(ngx_http_request_t *r);
 static void ngx_http_crm_banner_no_revalidation(ngx_http_request_t *r);
+static ngx_http_crm_banner_ctx_t *ngx_http_crm_banner_decide(
+    ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_banner_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_banner_choose(ngx_http_request_t *r,
     ngx_http_crm_main_conf_t *crmcf, ngx_http_crm_banner_ctx_t *bn);
@@ -83,6 +88,8 @@ static ngx_int_t ngx_http_crm_banner_body_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_http_crm_banner_buf(ngx_http_request_t *r,
     ngx_http_crm_banner_ctx_t *bn, ngx_buf_t *b);
 static ngx_buf_t *ngx_http_crm_banner_hold(ngx_http_request_t *r,
+    ngx_http_crm_banner_ctx_t *bn);
+static ngx_chain_t *ngx_http_crm_banner_link(ngx_http_request_t *r,
     ngx_http_crm_banner_ctx_t *bn);
 static ngx_int_t ngx_http_crm_banner_emit(ngx_http_request_t *r,
     ngx_http_crm_banner_ctx_t *bn, u_char *p, size_t len, ngx_uint_t own);
@@ -246,8 +253,14 @@ ngx_http_crm_banner_no_revalidation(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_crm_banner_header_filter(ngx_http_request_t *r)
+/*
+ * The decision, once per request: made by the header filter, or earlier
+ * by $crm_banner when add_header or expires (whose filter runs before
+ * this one) asks for it.  NULL: no banner for this response.
+ */
+
+static ngx_http_crm_banner_ctx_t *
+ngx_http_crm_banner_decide(ngx_http_request_t *r)
 {
     ngx_http_crm_ctx_t         *ctx;
     ngx_http_crm_loc_conf_t    *lcf;
@@ -267,24 +280,30 @@ ngx_http_crm_banner_header_filter(ngx_http_request_t *r)
         || (r->method & NGX_HTTP_HEAD) || r->header_only
         || r->headers_in.range != NULL)
     {
-        return ngx_http_next_header_filter(r);
+        return NULL;
     }
+
+    bn = ngx_http_crm_banner_ctx(r, &ctx);
+    if (bn == NULL) {
+        return NULL;
+    }
+
+    if (bn->decided) {
+        return bn->chosen ? bn : NULL;
+    }
+
+    bn->decided = 1;
 
     if (ngx_http_test_content_type(r, &lcf->banner_types) == NULL) {
         (void) ngx_atomic_fetch_add(&crmcf->stats->banner_not_html, 1);
-        return ngx_http_next_header_filter(r);
+        return NULL;
     }
 
     if (r->headers_out.content_encoding
         && r->headers_out.content_encoding->value.len)
     {
         (void) ngx_atomic_fetch_add(&crmcf->stats->banner_compressed, 1);
-        return ngx_http_next_header_filter(r);
-    }
-
-    bn = ngx_http_crm_banner_ctx(r, &ctx);
-    if (bn == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     if (!bn->checked) {
@@ -295,26 +314,64 @@ ngx_http_crm_banner_header_filter(ngx_http_request_t *r)
 
     if (bn->cid == 0) {
         (void) ngx_atomic_fetch_add(&crmcf->stats->banner_no_cookie, 1);
-        return ngx_http_next_header_filter(r);
+        return NULL;
     }
 
     if (ngx_http_crm_banner_choose(r, crmcf, bn) != NGX_OK) {
-        return ngx_http_next_header_filter(r);
+        return NULL;
     }
 
     ngx_http_crm_inject_init(&bn->m, NGX_HTTP_CRM_BANNER_TAIL);
     bn->last_out = &bn->out;
-    bn->sent0 = r->connection->sent;
     bn->chosen = 1;
-
-    r->filter_need_in_memory = 1;
 
     if (!bn->dry) {
         ctx->banner = bn->id;
+    }
 
-        if (ngx_http_crm_banner_headers(r) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    return bn;
+}
+
+
+/* $crm_banner: the id, deciding now if the response is there to decide on */
+
+ngx_int_t
+ngx_http_crm_banner_variable(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_http_crm_ctx_t  *ctx;
+
+    ngx_str_null(value);
+
+    if (r->main->headers_out.status && !r->main->header_sent) {
+        (void) ngx_http_crm_banner_decide(r->main);
+    }
+
+    ctx = ngx_http_crm_get_ctx(r->main);
+
+    if (ctx != NULL) {
+        *value = ctx->banner;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_crm_banner_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_crm_banner_ctx_t  *bn;
+
+    bn = ngx_http_crm_banner_decide(r);
+
+    if (bn == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    bn->sent0 = r->connection->sent;
+    r->filter_need_in_memory = 1;
+
+    if (!bn->dry && ngx_http_crm_banner_headers(r) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_next_header_filter(r);
@@ -422,8 +479,15 @@ ngx_http_crm_banner_headers(ngx_http_request_t *r)
 {
     u_char            *p, *q, *last, *start;
     size_t             len, tlen;
-    ngx_uint_t         i, private;
+    ngx_uint_t         i, k, private;
+    ngx_list_part_t   *part;
     ngx_table_elt_t   *h, **cc;
+
+    static ngx_str_t   cdn[] = {
+        ngx_string("CDN-Cache-Control"),
+        ngx_string("Surrogate-Control"),
+        ngx_string("Cloudflare-CDN-Cache-Control")
+    };
 
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
@@ -432,11 +496,17 @@ ngx_http_crm_banner_headers(ngx_http_request_t *r)
 
     /* Cache-Control: the shop's directives, merged */
 
+    /*
+     * each directive kept is written with ", " before it, and takes at
+     * least one byte and a separator of the value: twice the value bounds
+     * what is written
+     */
+
     len = sizeof("private, ") - 1;
     cc = r->headers_out.cache_control.elts;
 
     for (i = 0; i < r->headers_out.cache_control.nelts; i++) {
-        len += cc[i]->value.len + 2;
+        len += 2 * cc[i]->value.len + 2;
     }
 
     start = ngx_pnalloc(r->pool, len);
@@ -501,6 +571,13 @@ ngx_http_crm_banner_headers(ngx_http_request_t *r)
                 }
             }
 
+            if ((size_t) (start + len - p) < tlen + 2
+                                              + sizeof("private, ") - 1)
+            {
+                /* cannot happen (see len); cut rather than overflow */
+                break;
+            }
+
             if (p != start) {
                 *p++ = ',';
                 *p++ = ' ';
@@ -548,6 +625,17 @@ ngx_http_crm_banner_headers(ngx_http_request_t *r)
     h->value.len = p - start;
     *cc = h;
 
+    /* the CDNs' own caching headers would still let them keep the page */
+
+    for (i = 0; i < sizeof(cdn) / sizeof(cdn[0]); i++) {
+        part = &r->headers_out.headers.part;
+        k = 0;
+
+        while ((h = ngx_http_crm_header_next(&part, &k, &cdn[i])) != NULL) {
+            h->hash = 0;
+        }
+    }
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_ERROR;
@@ -578,15 +666,13 @@ ngx_http_crm_banner_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_crm_module);
 
-    if (ctx == NULL || ctx->bn == NULL || !ctx->bn->chosen || in == NULL
-        || r != r->main)
-    {
+    if (ctx == NULL || ctx->bn == NULL || !ctx->bn->chosen || r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
     bn = ctx->bn;
 
-    if (bn->dry || bn->ended) {
+    if (bn->dry) {
         for (cl = in; cl && !bn->ended; cl = cl->next) {
             if (!bn->m.found && ngx_buf_in_memory(cl->buf)) {
                 (void) ngx_http_crm_inject_feed(&bn->m, cl->buf->pos,
@@ -780,13 +866,12 @@ shadow:
 
     /* the shop's buffer is done with once what points into it is sent */
 
-    out = ngx_calloc_buf(r->pool);
-    cl = ngx_alloc_chain_link(r->pool);
-
-    if (out == NULL || cl == NULL) {
+    cl = ngx_http_crm_banner_link(r, bn);
+    if (cl == NULL) {
         return NGX_ERROR;
     }
 
+    out = cl->buf;
     out->sync = 1;
     out->shadow = b;
     out->recycled = b->recycled;
@@ -794,12 +879,40 @@ shadow:
     out->last_buf = b->last_buf;
     out->last_in_chain = b->last_in_chain;
 
-    cl->buf = out;
-    cl->next = NULL;
     *bn->last_out = cl;
     bn->last_out = &cl->next;
 
     return NGX_OK;
+}
+
+
+/* a chain link with a cleared buffer: one that came back, or new */
+
+static ngx_chain_t *
+ngx_http_crm_banner_link(ngx_http_request_t *r, ngx_http_crm_banner_ctx_t *bn)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (bn->spare) {
+        cl = bn->spare;
+        bn->spare = cl->next;
+        ngx_memzero(cl->buf, sizeof(ngx_buf_t));
+
+    } else {
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+
+        if (b == NULL || cl == NULL) {
+            return NULL;
+        }
+
+        cl->buf = b;
+    }
+
+    cl->next = NULL;
+
+    return cl;
 }
 
 
@@ -853,13 +966,12 @@ ngx_http_crm_banner_emit(ngx_http_request_t *r, ngx_http_crm_banner_ctx_t *bn,
         return NGX_OK;
     }
 
-    b = ngx_calloc_buf(r->pool);
-    cl = ngx_alloc_chain_link(r->pool);
-
-    if (b == NULL || cl == NULL) {
+    cl = ngx_http_crm_banner_link(r, bn);
+    if (cl == NULL) {
         return NGX_ERROR;
     }
 
+    b = cl->buf;
     b->memory = 1;
     b->pos = p;
     b->last = p + len;
@@ -871,8 +983,6 @@ ngx_http_crm_banner_emit(ngx_http_request_t *r, ngx_http_crm_banner_ctx_t *bn,
         b->tag = (ngx_buf_tag_t) &ngx_http_crm_banner_filter_init;
     }
 
-    cl->buf = b;
-    cl->next = NULL;
     *bn->last_out = cl;
     bn->last_out = &cl->next;
 
@@ -890,12 +1000,16 @@ ngx_http_crm_banner_output(ngx_http_request_t *r,
 
     rc = ngx_http_next_body_filter(r, bn->out);
 
-    if (bn->busy == NULL) {
-        bn->busy = bn->out;
+    if (bn->out != NULL) {
+        if (bn->busy == NULL) {
+            bn->busy = bn->out;
 
-    } else {
-        for (cl = bn->busy; cl->next; cl = cl->next) { /* void */ }
-        cl->next = bn->out;
+        } else {
+            bn->busy_last->next = bn->out;
+        }
+
+        for (cl = bn->out; cl->next; cl = cl->next) { /* void */ }
+        bn->busy_last = cl;
     }
 
     bn->out = NULL;
@@ -928,7 +1042,8 @@ ngx_http_crm_banner_output(ngx_http_request_t *r,
             continue;
         }
 
-        ngx_free_chain(r->pool, cl);
+        cl->next = bn->spare;
+        bn->spare = cl;
     }
 
     if (bn->hold) {
@@ -991,10 +1106,18 @@ ngx_http_crm_banner_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    /*
+     * the banner's bytes were sent: past its end on the wire, or, when
+     * gzip (after this filter) changed the sizes, the whole response with
+     * no error on the connection
+     */
+
     sent = r->connection->sent - bn->sent0;
 
     if (!bn->dry
-        && (uint64_t) sent < r->header_size + bn->at + bn->html.len)
+        && (r->headers_out.content_encoding
+            ? (r->connection->error || r->connection->buffered)
+            : (uint64_t) sent < r->header_size + bn->at + bn->html.len))
     {
         ngx_str_null(&ctx->banner);
         return NGX_OK;

@@ -14,6 +14,8 @@
 void ngx_http_crm_banner_filter_init(void);
 ngx_int_t ngx_http_crm_banner_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_crm_banner_log(ngx_http_request_t *r);
+ngx_int_t ngx_http_crm_banner_variable(ngx_http_request_t *r,
+    ngx_str_t *value);
 ngx_int_t ngx_http_crm_banner_init_worker(ngx_cycle_t *cycle,
     ngx_http_crm_main_conf_t *crmcf);
 ngx_int_t ngx_http_crm_banner_conf(ngx_conf_t *cf,

@@ -370,7 +370,8 @@ ngx_http_crm_banners_take(ngx_http_crm_banners_t *bz, uint64_t cid,
 
         n = ngx_max(shown, (ngx_uint_t) (c ? c->n : 0));
 
-        if (max && n >= max) {
+        if (max && (n >= max || c == NULL)) {
+            /* capped, or a ninth banner today that could not be counted */
             rc = NGX_DECLINED;
 
         } else if (c != NULL) {
@@ -882,6 +883,10 @@ ngx_http_crm_banners_unpack(u_char *p, size_t len, ngx_uint_t today,
 
     n = *p++;
     st->n = 0;
+
+    if (n > NGX_HTTP_CRM_BANNER_CANDS) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < n; i++) {
         c = &st->cand[i];

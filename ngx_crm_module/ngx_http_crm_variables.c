@@ -13,6 +13,7 @@
 
 
 #include "ngx_http_crm.h"
+#include "ngx_http_crm_banner.h"
 #include "ngx_http_crm_variables.h"
 #include "ngx_http_crm_capture.h"
 
@@ -22,6 +23,8 @@ static ngx_int_t ngx_http_crm_variable_str(ngx_http_request_t *r,
 static ngx_int_t ngx_http_crm_variable_discount(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_crm_variable_holdout(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_crm_variable_banner(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_crm_variable_state(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -52,8 +55,8 @@ static ngx_http_variable_t  ngx_http_crm_vars[] = {
     { ngx_string("crm_ticket"), NULL, ngx_http_crm_variable_str,
       offsetof(ngx_http_crm_ctx_t, ticket), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
-    { ngx_string("crm_banner"), NULL, ngx_http_crm_variable_str,
-      offsetof(ngx_http_crm_ctx_t, banner), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("crm_banner"), NULL, ngx_http_crm_variable_banner,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("crm_holdout"), NULL, ngx_http_crm_variable_holdout,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -136,6 +139,22 @@ ngx_http_crm_variable_discount(ngx_http_request_t *r,
     }
 
     ngx_http_crm_variable_set(v, p, ngx_sprintf(p, "%ui", ctx->discount) - p);
+
+    return NGX_OK;
+}
+
+
+/* $crm_banner: banner.c decides when asked before its header filter */
+
+static ngx_int_t
+ngx_http_crm_variable_banner(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  id;
+
+    (void) ngx_http_crm_banner_variable(r, &id);
+
+    ngx_http_crm_variable_set(v, id.data, id.len);
 
     return NGX_OK;
 }

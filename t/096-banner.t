@@ -39,6 +39,12 @@ my %PAGES = (
                 . "ETag: \"v1\"\r\nLast-Modified: Tue, 01 Dec 2026 10:00:00 GMT" ],
     big    => [ 'text/html', "<html><body>" . ("<p>tea &amp; cake</p>\n" x 10000)
                              . "</body></html>\n" ],
+    huge   => [ 'text/html', "<html><body>" . ("<p>tea &amp; cake</p>\n" x 300000)
+                             . "</body></html>\n" ],
+    nocache => [ 'text/html', $BODY,
+                 "Cache-Control: no-cache,no-store,must-revalidate,max-age=0\r\n"
+                 . "Surrogate-Control: max-age=600\r\nCDN-Cache-Control: max-age=600" ],
+    manycc => [ 'text/html', $BODY, 'Cache-Control: ' . join(',', ('a') x 1990) ],
 );
 
 my $PAGE_PORT = CRM::Test::free_port();
@@ -143,6 +149,19 @@ location /c/ {
 }
 location /s/ {
     crm_banner on;
+}
+location /e/ {
+    crm_banner on;
+    expires 1h;
+    add_header Cache-Control "public, max-age=600";
+    proxy_pass http://127.0.0.1:$PAGE_PORT/p/;
+}
+location /g/ {
+    crm_banner on;
+    gzip on;
+    gzip_types text/html;
+    gzip_min_length 0;
+    proxy_pass http://127.0.0.1:$PAGE_PORT/p/;
 }
 location = /orders {
     crm_capture order;
@@ -358,6 +377,71 @@ cmp_ok(db("SELECT count(*) FROM crm.event WHERE kind = 'banner' AND"
 is(db("SELECT count(*) FROM crm.promise WHERE customer_id = $hol"
       . " AND kind = 'birthday'"), 0, '... and no gift');
 
+# --- headers the shop or nginx set; gzip; a slow client -------------------------
+
+my ($cleo, $ccookie) = customer('cleo@example.com', 'Cleo');
+db("INSERT INTO crm.promise (customer_id, kind, percent, valid_until)"
+   . " VALUES ($cleo, 'repeat_order', 10, now() + interval '9 days')");
+warm('/p/plain', $ccookie);
+my $cbanner = '<div class="crm">Cleo, 10% off your next order.</div>';
+($s, $h, $b) = page('/p/nocache', headers => { Cookie => $ccookie });
+like($b, qr{\Q$cbanner\E</body>}, 'Cleo gets her banner');
+is($h->{'cache-control'}, 'private, no-cache, no-store, must-revalidate, max-age=0',
+   '... the shop\'s four directives kept, each with ", " (more bytes than '
+   . 'it sent)');
+ok(!exists $h->{'surrogate-control'} && !exists $h->{'cdn-cache-control'},
+   '... Surrogate-Control and CDN-Cache-Control removed');
+($s, $h, $b) = page('/p/manycc', headers => { Cookie => $ccookie });
+ok($s == 200 && $b =~ /\Q$cbanner\E/
+   && ($h->{'cache-control'} || '') =~ /^private, a, a, /,
+   'a Cache-Control of 1990 directives: merged whole, no crash');
+($s, $h, $b) = page('/e/plain', headers => { Cookie => $ccookie });
+like($h->{'cache-control'} || '', qr/^private, max-age=3600, max-age=600$/,
+     'expires and add_header Cache-Control in the location: still private, '
+     . 'their public dropped');
+like($b, qr{\Q$cbanner\E</body>}, '... with the banner');
+
+settle();
+my $before_gz = db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+                   . " AND customer_id = $cleo");
+my ($gs, $gh, $gz) = http_request('GET', '/g/plain',
+    { Cookie => $ccookie, 'Accept-Encoding' => 'gzip' }, undef);
+is($gh->{'content-encoding'}, 'gzip', 'gzip on in the location: compressed');
+my $unz = '';
+{
+    require IO::Uncompress::Gunzip;
+    IO::Uncompress::Gunzip::gunzip(\$gz => \$unz);
+}
+is($unz, $BODY =~ s{</body>}{$cbanner</body>}r,
+   '... after the banner was put in');
+settle();
+is(db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+      . " AND customer_id = $cleo"), $before_gz + 1,
+   '... and its impression recorded');
+
+# a client that reads a 6 MB page only after 2 s still gets all of it
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => CRM::Test::server_port())
+        or die "connect: $!";
+    print $sock "GET /p/huge HTTP/1.0\r\nHost: localhost\r\nCookie: $ccookie\r\n"
+              . "\r\n";
+    sleep 2;
+    my ($got, $t0) = ('', Time::HiRes::time());
+    $sock->blocking(0);
+    while (Time::HiRes::time() - $t0 < 10 * CRM::Test::timeout_factor()) {
+        my $n = sysread($sock, $got, 1 << 20, length $got);
+        last if defined $n && $n == 0;
+        sleep 0.01 unless $n;
+    }
+    my ($body) = $got =~ /\r\n\r\n(.*)\z/s;
+    ok(length($body // '') == length($PAGES{huge}[1]) + length($cbanner)
+       && $body =~ /\Q$cbanner\E<\/body><\/html>\n\z/,
+       sprintf('a client reading a 6 MB banner page after 2 s gets it all '
+               . '(%d bytes in %.1f s)', length($body // ''),
+               Time::HiRes::time() - $t0));
+}
+
 # --- crm_status -------------------------------------------------------------------
 
 my $st = $J->decode((http_get('/crm'))[2]);
@@ -428,5 +512,10 @@ like($b, qr/Bob, 10% off/,
 ($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
 is($s, 200, '... and every page is served');
 pg_start();
+ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 30),
+   'PostgreSQL back: connected again');
+# the lookups sent while it was down end (database.timeout 2s) before the
+# end of the file stops nginx
+sleep 2.5 * CRM::Test::timeout_factor();
 
 done_testing();
