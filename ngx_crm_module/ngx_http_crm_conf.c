@@ -43,6 +43,8 @@ static ngx_int_t ngx_http_crm_read_policy(ngx_conf_t *cf, ngx_str_t *file,
 static void ngx_http_crm_policy_cleanup(void *data);
 static ngx_int_t ngx_http_crm_spool_path(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *crmcf);
+static ngx_int_t ngx_http_crm_phase_handlers(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_handler_pt precontent, ngx_http_handler_pt log);
 static ngx_int_t ngx_http_crm_policy_json(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *crmcf);
 static u_char *ngx_http_crm_json_str(u_char *p, ngx_http_crm_str_t *s);
@@ -244,23 +246,13 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
     }
 
     if (crmcf->banner_used) {
-        if (ngx_http_crm_banner_conf(cf, crmcf) != NGX_OK) {
+        if (ngx_http_crm_banner_conf(cf, crmcf) != NGX_OK
+            || ngx_http_crm_phase_handlers(cmcf, ngx_http_crm_banner_handler,
+                                           ngx_http_crm_banner_log)
+               != NGX_OK)
+        {
             return NGX_ERROR;
         }
-
-        h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        *h = ngx_http_crm_banner_handler;
-
-        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        *h = ngx_http_crm_banner_log;
 
         ngx_http_crm_banner_filter_init();
     }
@@ -271,19 +263,32 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
+    return ngx_http_crm_phase_handlers(cmcf, ngx_http_crm_capture_handler,
+                                       ngx_http_crm_order_log);
+}
+
+
+/* a precontent and a log phase handler */
+
+static ngx_int_t
+ngx_http_crm_phase_handlers(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_handler_pt precontent, ngx_http_handler_pt log)
+{
+    ngx_http_handler_pt  *h;
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_crm_capture_handler;
+    *h = precontent;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_crm_order_log;
+    *h = log;
 
     return NGX_OK;
 }

@@ -317,21 +317,17 @@ COMMENT ON FUNCTION crm.banner_changed() IS
     'Trigger: NOTIFY crm_banner with the customer id of a changed row, so '
     'that the nginx nodes look her banner state up again.';
 
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.promise
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.orders
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.ticket
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.customer
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.relative
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
-CREATE OR REPLACE TRIGGER banner_changed
-    AFTER INSERT OR UPDATE OR DELETE ON crm.gift
-    FOR EACH ROW EXECUTE FUNCTION crm.banner_changed();
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['promise', 'orders', 'ticket', 'customer',
+                             'relative', 'gift']
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER banner_changed'
+                       ' AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
+                       ' FOR EACH ROW EXECUTE FUNCTION crm.banner_changed()',
+                       t);
+    END LOOP;
+END
+$$;

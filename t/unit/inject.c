@@ -125,6 +125,31 @@ place(const char *page, uint64_t hold_max)
 }
 
 
+static const struct {
+    const char  *name;
+    const char  *page;
+    long         at;
+    const char  *why;
+} cases[] = {
+    { "a page", "<html><body><p>hi</p></body></html>", 21,
+      "before </body>" },
+    { "capitals", "<HTML><BODY><p>hi</p></BoDy></HTML>", 21,
+      "</BoDy> in any case" },
+    { "the marker", "<body><!--crm-banner--><p>x</p></body>", 6,
+      "at the marker, not before </body>" },
+    { "two markers", "<body><!--crm-banner--><!--crm-banner--></body>", 6,
+      "at the first marker" },
+    { "two </body>", "<body>x</body><script>y</script></body>\n</html>\n",
+      32, "before the last </body>" },
+    { "marker after </body>", "<body>x</body> <!--crm-banner--> </html>", 15,
+      "a marker after </body> still wins" },
+    { "no place", "<p>no place</p><!--crm-banner-- ></bod y>", -1,
+      "no marker, no </body>: no place" },
+    { "restarts", "<</body><<!--crm-banner-<!--crm-banner-->", 24,
+      "matches restart on '<'" }
+};
+
+
 int
 main(void)
 {
@@ -134,37 +159,11 @@ main(void)
 
     srand(12345);
 
-    page = "<html><body><p>hi</p></body></html>";
-    tap_ok(place(page, 4096) == 21, "before </body>");
-    check("a page", page, 4096);
-
-    page = "<HTML><BODY><p>hi</p></BoDy></HTML>";
-    tap_ok(place(page, 4096) == 21, "</BoDy> in any case");
-    check("capitals", page, 4096);
-
-    page = "<body><!--crm-banner--><p>x</p></body>";
-    tap_ok(place(page, 4096) == 6, "at the marker, not before </body>");
-    check("the marker", page, 4096);
-
-    page = "<body><!--crm-banner--><!--crm-banner--></body>";
-    tap_ok(place(page, 4096) == 6, "at the first marker");
-    check("two markers", page, 4096);
-
-    page = "<body>x</body><script>y</script></body>\n</html>\n";
-    tap_ok(place(page, 4096) == 32, "before the last </body>");
-    check("two </body>", page, 4096);
-
-    page = "<body>x</body> <!--crm-banner--> </html>";
-    tap_ok(place(page, 4096) == 15, "a marker after </body> still wins");
-    check("marker after </body>", page, 4096);
-
-    page = "<p>no place</p><!--crm-banner-- ></bod y>";
-    tap_ok(place(page, 4096) == -1, "no marker, no </body>: no place");
-    check("no place", page, 4096);
-
-    page = "<</body><<!--crm-banner-<!--crm-banner-->";
-    tap_ok(place(page, 4096) == 24, "matches restart on '<'");
-    check("restarts", page, 4096);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tap_ok(place(cases[i].page, 4096) == cases[i].at, "%s",
+               cases[i].why);
+        check(cases[i].name, cases[i].page, 4096);
+    }
 
     page = "</body></body></body>";
     check("only </body>", page, 4096);
