@@ -41,7 +41,6 @@
 /* what may follow the last </body> of a page: </html> and white space */
 #define NGX_HTTP_CRM_BANNER_TAIL      4096
 
-#define NGX_HTTP_CRM_BANNER_BUFFERED  0x40
 
 
 struct ngx_http_crm_banner_ctx_s {
@@ -66,6 +65,7 @@ struct ngx_http_crm_banner_ctx_s {
     unsigned                   dry:1;        /* would_show */
     unsigned                   placed:1;
     unsigned                   ended:1;
+    unsigned                   ended_out:1;  /* last_buf went on */
 };
 
 
@@ -76,6 +76,7 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_http_crm_banner_ctx_t *ngx_http_crm_banner_ctx(
     ngx_http_request_t *r, ngx_http_crm_ctx_t **pctx);
 static uint64_t ngx_http_crm_banner_customer(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_crm_banner_page_request(ngx_http_request_t *r);
 static void ngx_http_crm_banner_no_revalidation(ngx_http_request_t *r);
 static ngx_http_crm_banner_ctx_t *ngx_http_crm_banner_decide(
     ngx_http_request_t *r);
@@ -186,7 +187,7 @@ ngx_http_crm_banner_handler(ngx_http_request_t *r)
 
     crmcf = ngx_http_get_module_main_conf(r, ngx_http_crm_module);
 
-    if (crmcf->banners == NULL) {
+    if (crmcf->banners == NULL || r->headers_in.cookies.nelts == 0) {
         return NGX_DECLINED;
     }
 
@@ -204,11 +205,48 @@ ngx_http_crm_banner_handler(ngx_http_request_t *r)
     bn->checked = 1;
     bn->cid = cid;
 
-    if (cid) {
+    if (cid && ngx_http_crm_banner_page_request(r)) {
         ngx_http_crm_banner_no_revalidation(r);
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * A request for a page, as a browser makes it for a navigation: Accept
+ * names text/html, or Sec-Fetch-Dest says document.  Images, scripts and
+ * API calls keep their conditions and their 304s.
+ */
+
+static ngx_uint_t
+ngx_http_crm_banner_page_request(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    static ngx_str_t  dest = ngx_string("Sec-Fetch-Dest");
+
+    part = &r->headers_in.headers.part;
+    i = 0;
+
+    h = ngx_http_crm_header_next(&part, &i, &dest);
+    if (h != NULL) {
+        return h->value.len == 8
+               && ngx_strncasecmp(h->value.data, (u_char *) "document", 8)
+                  == 0;
+    }
+
+#if (NGX_HTTP_HEADERS)
+    h = r->headers_in.accept;
+    return h != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "text/html", 9 - 1)
+              != NULL;
+#else
+    return 0;
+#endif
 }
 
 
@@ -518,6 +556,11 @@ ngx_http_crm_banner_headers(ngx_http_request_t *r)
     private = 0;
 
     for (i = 0; i < r->headers_out.cache_control.nelts; i++) {
+        if (cc[i]->hash == 0) {
+            /* removed already (expires keeps only its own) */
+            continue;
+        }
+
         q = cc[i]->value.data;
         last = q + cc[i]->value.len;
         cc[i]->hash = 0;
@@ -879,6 +922,10 @@ shadow:
     out->last_buf = b->last_buf;
     out->last_in_chain = b->last_in_chain;
 
+    if (b->last_buf) {
+        bn->ended_out = 1;
+    }
+
     *bn->last_out = cl;
     bn->last_out = &cl->next;
 
@@ -1042,15 +1089,18 @@ ngx_http_crm_banner_output(ngx_http_request_t *r,
             continue;
         }
 
-        cl->next = bn->spare;
-        bn->spare = cl;
-    }
+        /*
+         * only a buffer with data can be taken again: a sync one (the
+         * shadow's) may still wait downstream, in the write filter's queue
+         */
 
-    if (bn->hold) {
-        r->buffered |= NGX_HTTP_CRM_BANNER_BUFFERED;
+        if (ngx_buf_in_memory(b)) {
+            cl->next = bn->spare;
+            bn->spare = cl;
 
-    } else {
-        r->buffered &= ~NGX_HTTP_CRM_BANNER_BUFFERED;
+        } else {
+            ngx_free_chain(r->pool, cl);
+        }
     }
 
     return rc;
@@ -1103,6 +1153,9 @@ ngx_http_crm_banner_log(ngx_http_request_t *r)
             (void) ngx_atomic_fetch_add(&crmcf->stats->banner_no_place, 1);
         }
 
+        /* not shown: the day's count is given back */
+        ngx_http_crm_banners_untake(crmcf->banners, bn->cid, &bn->id,
+                                    ngx_http_crm_banner_day(crmcf));
         return NGX_OK;
     }
 
@@ -1115,10 +1168,12 @@ ngx_http_crm_banner_log(ngx_http_request_t *r)
     sent = r->connection->sent - bn->sent0;
 
     if (!bn->dry
-        && (r->headers_out.content_encoding
-            ? (r->connection->error || r->connection->buffered)
-            : (uint64_t) sent < r->header_size + bn->at + bn->html.len))
+        && (uint64_t) sent < r->header_size + bn->at + bn->html.len
+        && (r->connection->error || r->connection->buffered
+            || !bn->ended_out))
     {
+        ngx_http_crm_banners_untake(crmcf->banners, bn->cid, &bn->id,
+                                    ngx_http_crm_banner_day(crmcf));
         ngx_str_null(&ctx->banner);
         return NGX_OK;
     }

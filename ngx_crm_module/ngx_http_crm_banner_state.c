@@ -386,6 +386,39 @@ ngx_http_crm_banners_take(ngx_http_crm_banners_t *bz, uint64_t cid,
 }
 
 
+/* an impression counted by take() that was not shown after all */
+
+void
+ngx_http_crm_banners_untake(ngx_http_crm_banners_t *bz, uint64_t cid,
+    ngx_str_t *banner, uint32_t day)
+{
+    uint32_t                     hash;
+    ngx_uint_t                   i;
+    ngx_http_crm_banner_node_t  *bn;
+
+    if (bz == NULL || bz->sh == NULL) {
+        return;
+    }
+
+    hash = ngx_crc32_short(banner->data, banner->len);
+
+    ngx_shmtx_lock(&bz->shpool->mutex);
+
+    bn = ngx_http_crm_banners_lookup(bz->sh, cid);
+
+    if (bn != NULL && bn->day == day) {
+        for (i = 0; i < NGX_HTTP_CRM_BANNER_COUNTS; i++) {
+            if (bn->counts[i].n && bn->counts[i].hash == hash) {
+                bn->counts[i].n--;
+                break;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&bz->shpool->mutex);
+}
+
+
 void
 ngx_http_crm_banners_stats(ngx_http_crm_banners_t *bz, ngx_uint_t *entries,
     ngx_uint_t *hits, ngx_uint_t *misses)

@@ -63,6 +63,8 @@ void ngx_http_crm_banners_count(ngx_http_crm_banners_t *zone,
     ngx_str_t *banner, ngx_uint_t would_show);
 u_char *ngx_http_crm_banners_tally(ngx_http_crm_banners_t *zone, u_char *p,
     u_char *last);
+void ngx_http_crm_banners_untake(ngx_http_crm_banners_t *zone,
+    uint64_t cid, ngx_str_t *banner, uint32_t day);
 void ngx_http_crm_banners_stats(ngx_http_crm_banners_t *zone,
     ngx_uint_t *entries, ngx_uint_t *hits, ngx_uint_t *misses);
 
