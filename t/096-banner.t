@@ -481,12 +481,15 @@ my $conf_b = CRM::Test::slurp("$dir/conf/nginx.conf");
 $conf_b =~ s{listen 127\.0\.0\.1:\d+}{listen 127.0.0.1:$PORT_B};
 $conf_b =~ s{crm_policy \S+;}{crm_policy $dir/b/conf/policy.yaml;};
 CRM::Test::spew("$dir/b/conf/nginx.conf", $conf_b);
-my %cmd = CRM::Test::nginx_cmd('-c', "$dir/b/conf/nginx.conf");
-$cmd{cmd}[ (grep { $cmd{cmd}[$_] eq '-p' } 0 .. $#{ $cmd{cmd} })[0] + 1 ]
-    = "$dir/b/";
-my ($rc_b) = CRM::Test::run_cmd(%cmd);
-END { system('/usr/sbin/nginx', '-p', "$dir/b/", '-c', "$dir/b/conf/nginx.conf",
-             '-s', 'stop') if $dir && -f "$dir/b/logs/nginx.pid" }
+# node B's nginx, run as the harness runs nginx (valgrind, ASan's preload)
+sub nginx_b {
+    my %cmd = CRM::Test::nginx_cmd('-c', "$dir/b/conf/nginx.conf", @_);
+    $cmd{cmd}[ (grep { $cmd{cmd}[$_] eq '-p' } 0 .. $#{ $cmd{cmd} })[0] + 1 ]
+        = "$dir/b/";
+    return CRM::Test::run_cmd(%cmd);
+}
+my ($rc_b) = nginx_b();
+END { nginx_b('-s', 'stop') if $dir && -f "$dir/b/logs/nginx.pid" }
 is($rc_b, 0, 'a second nginx node on the same PostgreSQL');
 
 sub page_b {
@@ -519,8 +522,7 @@ like($b, qr/Bob, 10% off/,
 ($s, $h, $b) = page('/p/plain', headers => { Cookie => $cookie });
 is($s, 200, '... and every page is served');
 pg_start();
-system('/usr/sbin/nginx', '-p', "$dir/b/", '-c', "$dir/b/conf/nginx.conf",
-       '-s', 'stop');
+nginx_b('-s', 'stop');
 ok(wait_for(sub { !-f "$dir/b/logs/nginx.pid" }, 30), 'node B stops');
 ok(wait_for(sub { (http_get('/crm'))[2] =~ /"up":[1-9]/ }, 30),
    'PostgreSQL back: connected again');
