@@ -223,6 +223,23 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_crm_module;
+
+
+/*
+ * Milliseconds of the wall clock (ngx_timeofday()), which every worker
+ * reads alike, for what the shared zones keep; ngx_current_msec is each
+ * process's own.
+ */
+
+static ngx_inline uint64_t
+ngx_http_crm_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
 extern ngx_str_t     ngx_http_crm_states[];
 
 

@@ -86,6 +86,8 @@ static ngx_int_t ngx_http_crm_banner_choose(ngx_http_request_t *r,
 static ngx_int_t ngx_http_crm_banner_headers(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_banner_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static void ngx_http_crm_banner_scan(ngx_http_crm_banner_ctx_t *bn,
+    ngx_buf_t *b);
 static ngx_int_t ngx_http_crm_banner_buf(ngx_http_request_t *r,
     ngx_http_crm_banner_ctx_t *bn, ngx_buf_t *b);
 static ngx_buf_t *ngx_http_crm_banner_hold(ngx_http_request_t *r,
@@ -716,17 +718,13 @@ ngx_http_crm_banner_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     bn = ctx->bn;
 
     if (bn->dry) {
-        for (cl = in; cl && !bn->ended; cl = cl->next) {
-            if (!bn->m.found && ngx_buf_in_memory(cl->buf)) {
-                (void) ngx_http_crm_inject_feed(&bn->m, cl->buf->pos,
-                                                cl->buf->last - cl->buf->pos);
-            }
+        for (cl = in; cl; cl = cl->next) {
+            ngx_http_crm_banner_scan(bn, cl->buf);
 
-            if (cl->buf->last_buf) {
-                ngx_http_crm_inject_end(&bn->m);
-                bn->placed = bn->m.found;
+            /* an exposure counts for a page seen to its end */
+            if (cl->buf->last_buf && bn->m.found) {
+                bn->placed = 1;
                 bn->at = bn->m.at;
-                bn->ended = 1;
             }
         }
 
@@ -740,6 +738,32 @@ ngx_http_crm_banner_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     return ngx_http_crm_banner_output(r, bn);
+}
+
+
+/*
+ * Scans one buffer of the page for the place, and at its end settles it:
+ * the last </body>, or none (bn->ended).
+ */
+
+static void
+ngx_http_crm_banner_scan(ngx_http_crm_banner_ctx_t *bn, ngx_buf_t *b)
+{
+    if (bn->m.found) {
+        return;
+    }
+
+    if (ngx_buf_in_memory(b) && b->last > b->pos) {
+        (void) ngx_http_crm_inject_feed(&bn->m, b->pos, b->last - b->pos);
+    }
+
+    if (!bn->m.found && b->last_buf) {
+        ngx_http_crm_inject_end(&bn->m);
+
+        if (!bn->m.found) {
+            bn->ended = 1;
+        }
+    }
 }
 
 
@@ -760,17 +784,7 @@ ngx_http_crm_banner_buf(ngx_http_request_t *r, ngx_http_crm_banner_ctx_t *bn,
     bn->fed += n;
 
     if (!bn->placed) {
-        if (n) {
-            (void) ngx_http_crm_inject_feed(&bn->m, b->pos, n);
-        }
-
-        if (!bn->m.found && b->last_buf) {
-            ngx_http_crm_inject_end(&bn->m);
-
-            if (!bn->m.found) {
-                bn->ended = 1;
-            }
-        }
+        ngx_http_crm_banner_scan(bn, b);
     }
 
     hlen = bn->hold ? (size_t) (bn->hold->last - bn->hold->pos) : 0;
@@ -1194,16 +1208,15 @@ static void
 ngx_http_crm_banner_record(ngx_http_request_t *r,
     ngx_http_crm_main_conf_t *crmcf, ngx_http_crm_banner_ctx_t *bn)
 {
-    u_char      *p, *line;
+    u_char      *p, *line, id[NGX_HTTP_CRM_UUID_LEN];
     size_t       len;
-    ngx_time_t  *tp;
 
-    len = sizeof("{\"event_id\":\"\",\"received_at\":.000,"
-                 "\"kind\":\"banner\",\"node\":\"\",\"policy\":\"\","
-                 "\"customer_id\":,\"payload\":{\"banner\":\"\","
-                 "\"path\":\"\",\"would_show\":false},\"state\":\"ok\"}\n")
-          + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + NGX_INT64_LEN
-          + NGX_HTTP_CRM_SHA256_HEX + crmcf->node.len
+    static ngx_str_t  kind = ngx_string("banner");
+
+    len = NGX_HTTP_CRM_EVENT_HEAD_LEN(crmcf, kind.len)
+          + sizeof(",\"customer_id\":,\"payload\":{\"banner\":\"\","
+                   "\"path\":\"\",\"would_show\":false},\"state\":\"ok\"}\n")
+          + NGX_INT64_LEN
           + ngx_http_crm_escaped_json_len(bn->id.len)
           + ngx_http_crm_escaped_json_len(r->uri.len);
 
@@ -1212,22 +1225,10 @@ ngx_http_crm_banner_record(ngx_http_request_t *r,
         return;
     }
 
-    tp = ngx_timeofday();
+    ngx_http_crm_event_id(id, crmcf);
 
-    p = ngx_http_crm_cpy(line, "{\"event_id\":\"");
-    ngx_http_crm_event_id(p, crmcf);
-    p += NGX_HTTP_CRM_UUID_LEN;
-    p = ngx_http_crm_cpy(p, "\",\"received_at\":");
-    p = ngx_http_crm_write_int(p, tp->sec);
-    *p++ = '.';
-    *p++ = (u_char) ('0' + tp->msec / 100 % 10);
-    *p++ = (u_char) ('0' + tp->msec / 10 % 10);
-    *p++ = (u_char) ('0' + tp->msec % 10);
-    p = ngx_http_crm_cpy(p, ",\"kind\":\"banner\",\"node\":\"");
-    p = ngx_cpymem(p, crmcf->node.data, crmcf->node.len);
-    p = ngx_http_crm_cpy(p, "\",\"policy\":\"");
-    p = ngx_cpymem(p, crmcf->policy_sha256, ngx_strlen(crmcf->policy_sha256));
-    p = ngx_http_crm_cpy(p, "\",\"customer_id\":");
+    p = ngx_http_crm_event_head(line, crmcf, id, ngx_timeofday(), &kind);
+    p = ngx_http_crm_cpy(p, ",\"customer_id\":");
     p = ngx_http_crm_write_int(p, (int64_t) bn->cid);
     p = ngx_http_crm_cpy(p, ",\"payload\":{\"banner\":\"");
     p = ngx_http_crm_escape_json(p, bn->id.data, bn->id.len);

@@ -103,6 +103,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_crm_banners_init(ngx_shm_zone_t *zone,
     void *data);
+static ngx_uint_t ngx_http_crm_banners_may_fill(
+    ngx_http_crm_banner_node_t *bn, uint64_t now, ngx_msec_t wait);
 static ngx_http_crm_banner_node_t *ngx_http_crm_banners_lookup(
     ngx_http_crm_banners_sh_t *sh, uint64_t cid);
 static ngx_http_crm_banner_node_t *ngx_http_crm_banners_alloc(
@@ -118,7 +120,6 @@ static u_char *ngx_http_crm_banners_pack(PGresult *res, size_t *len,
 static ngx_int_t ngx_http_crm_banners_unpack(u_char *p, size_t len,
     ngx_uint_t today, ngx_http_crm_banner_node_t *bn,
     ngx_http_crm_banner_state_t *st);
-static uint64_t ngx_http_crm_banners_now(void);
 
 
 static const char  ngx_http_crm_banners_sql[] =
@@ -247,7 +248,7 @@ ngx_http_crm_banners_get(ngx_http_request_t *r,
     }
 
     sh = bz->sh;
-    now = ngx_http_crm_banners_now();
+    now = ngx_http_crm_now_ms();
     wait = 2 * (ngx_msec_t) crmcf->policy->database.timeout;
     copy = NULL;
     len = 0;
@@ -269,12 +270,7 @@ ngx_http_crm_banners_get(ngx_http_request_t *r,
         if (bn->stored == 0 || now - bn->stored >= bz->ttl
             || bn->stored > now + bz->ttl)
         {
-            if (bn->filling == 0 || now - bn->filling >= wait
-                || bn->filling > now + wait)
-            {
-                bn->filling = now;
-                fill = 1;
-            }
+            fill = ngx_http_crm_banners_may_fill(bn, now, wait);
         }
 
         if (bn->stored) {
@@ -461,7 +457,7 @@ ngx_http_crm_banners_changed(ngx_http_crm_main_conf_t *crmcf, uint64_t cid,
         return;
     }
 
-    now = ngx_http_crm_banners_now();
+    now = ngx_http_crm_now_ms();
     wait = 2 * (ngx_msec_t) crmcf->policy->database.timeout;
     fill = 0;
 
@@ -474,12 +470,7 @@ ngx_http_crm_banners_changed(ngx_http_crm_main_conf_t *crmcf, uint64_t cid,
             bn->stored = 1;
         }
 
-        if (bn->filling == 0 || now - bn->filling >= wait
-            || bn->filling > now + wait)
-        {
-            bn->filling = now;
-            fill = 1;
-        }
+        fill = ngx_http_crm_banners_may_fill(bn, now, wait);
     }
 
     ngx_shmtx_unlock(&bz->shpool->mutex);
@@ -566,6 +557,25 @@ ngx_http_crm_banners_tally(ngx_http_crm_banners_t *bz, u_char *p,
     }
 
     return ngx_slprintf(p, last, "}");
+}
+
+
+/*
+ * Whether this worker sends the entry's lookup: none is out, or the one
+ * out is older than wait (lost with its worker); marks it out.  Locked.
+ */
+
+static ngx_uint_t
+ngx_http_crm_banners_may_fill(ngx_http_crm_banner_node_t *bn, uint64_t now,
+    ngx_msec_t wait)
+{
+    if (bn->filling && now - bn->filling < wait && bn->filling <= now + wait) {
+        return 0;
+    }
+
+    bn->filling = now;
+
+    return 1;
 }
 
 
@@ -735,7 +745,7 @@ ngx_http_crm_banners_filled(ngx_http_crm_pg_query_t *q, PGresult *res)
 
     if (bn != NULL) {
         ngx_memcpy(bn->data, packed, len);
-        bn->stored = ngx_http_crm_banners_now();
+        bn->stored = ngx_http_crm_now_ms();
         bn->filled_day = f->day;
 
         if (old != NULL) {
@@ -976,15 +986,4 @@ ngx_http_crm_banners_unpack(u_char *p, size_t len, ngx_uint_t today,
     }
 
     return NGX_OK;
-}
-
-
-static uint64_t
-ngx_http_crm_banners_now(void)
-{
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-
-    return (uint64_t) tp->sec * 1000 + tp->msec;
 }

@@ -83,7 +83,6 @@ static void ngx_http_crm_cache_free(ngx_http_crm_cache_ctx_t *cache,
     ngx_http_crm_cache_node_t *cn);
 static ngx_uint_t ngx_http_crm_cache_stale(ngx_http_crm_cache_ctx_t *cache,
     ngx_http_crm_cache_node_t *cn, uint64_t now);
-static uint64_t ngx_http_crm_cache_now(void);
 
 
 /*
@@ -228,7 +227,7 @@ ngx_http_crm_cache_get(ngx_http_crm_cache_ctx_t *cache, u_char *key,
     }
 
     hash = ngx_crc32_short(key, len);
-    now = ngx_http_crm_cache_now();
+    now = ngx_http_crm_now_ms();
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -293,7 +292,7 @@ ngx_http_crm_cache_put(ngx_http_crm_cache_ctx_t *cache, u_char *key,
 
     shpool = cache->shpool;
     hash = ngx_crc32_short(key, len);
-    now = ngx_http_crm_cache_now();
+    now = ngx_http_crm_now_ms();
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "crm cache put %08XD", hash);
@@ -528,17 +527,4 @@ ngx_http_crm_cache_stale(ngx_http_crm_cache_ctx_t *cache,
     age = (now >= cn->stored) ? now - cn->stored : cn->stored - now;
 
     return age >= (uint64_t) cache->ttl;
-}
-
-
-/* milliseconds since the epoch, of the worker's cached clock */
-
-static uint64_t
-ngx_http_crm_cache_now(void)
-{
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-
-    return (uint64_t) tp->sec * 1000 + tp->msec;
 }

@@ -103,22 +103,8 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
     /* written piece by piece: ngx_sprintf() cost more than the rest */
 
-    p = ngx_http_crm_cpy(line, "{\"event_id\":\"");
-    p = ngx_cpymem(p, ctx->event_id, NGX_HTTP_CRM_UUID_LEN);
-    p = ngx_http_crm_cpy(p, "\",\"received_at\":");
-    p = ngx_http_crm_write_int(p, ctx->received.sec);
-    *p++ = '.';
-    *p++ = (u_char) ('0' + ctx->received.msec / 100 % 10);
-    *p++ = (u_char) ('0' + ctx->received.msec / 10 % 10);
-    *p++ = (u_char) ('0' + ctx->received.msec % 10);
-    p = ngx_http_crm_cpy(p, ",\"kind\":\"");
-    p = ngx_cpymem(p, ngx_http_crm_kinds[lcf->capture].data,
-                   ngx_http_crm_kinds[lcf->capture].len);
-    p = ngx_http_crm_cpy(p, "\",\"node\":\"");
-    p = ngx_cpymem(p, crmcf->node.data, crmcf->node.len);
-    p = ngx_http_crm_cpy(p, "\",\"policy\":\"");
-    p = ngx_cpymem(p, crmcf->policy_sha256, ngx_strlen(crmcf->policy_sha256));
-    *p++ = '"';
+    p = ngx_http_crm_event_head(line, crmcf, ctx->event_id, &ctx->received,
+                                &ngx_http_crm_kinds[lcf->capture]);
 
     if (ctx->customer_id) {
         p = ngx_http_crm_cpy(p, ",\"customer_id\":");
@@ -214,6 +200,36 @@ ngx_http_crm_event_record(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
                       "crm: event not recorded: the spool is unusable");
         (void) ngx_atomic_fetch_add(&crmcf->stats->errors, 1);
     }
+}
+
+
+/*
+ * The head every event line starts with:
+ *   {"event_id","received_at" (seconds.milliseconds),"kind","node","policy"
+ * at most NGX_HTTP_CRM_EVENT_HEAD_LEN(crmcf, kind length) bytes.
+ */
+
+u_char *
+ngx_http_crm_event_head(u_char *p, ngx_http_crm_main_conf_t *crmcf,
+    u_char *event_id, ngx_time_t *received, ngx_str_t *kind)
+{
+    p = ngx_http_crm_cpy(p, "{\"event_id\":\"");
+    p = ngx_cpymem(p, event_id, NGX_HTTP_CRM_UUID_LEN);
+    p = ngx_http_crm_cpy(p, "\",\"received_at\":");
+    p = ngx_http_crm_write_int(p, received->sec);
+    *p++ = '.';
+    *p++ = (u_char) ('0' + received->msec / 100 % 10);
+    *p++ = (u_char) ('0' + received->msec / 10 % 10);
+    *p++ = (u_char) ('0' + received->msec % 10);
+    p = ngx_http_crm_cpy(p, ",\"kind\":\"");
+    p = ngx_cpymem(p, kind->data, kind->len);
+    p = ngx_http_crm_cpy(p, "\",\"node\":\"");
+    p = ngx_cpymem(p, crmcf->node.data, crmcf->node.len);
+    p = ngx_http_crm_cpy(p, "\",\"policy\":\"");
+    p = ngx_cpymem(p, crmcf->policy_sha256, ngx_strlen(crmcf->policy_sha256));
+    *p++ = '"';
+
+    return p;
 }
 
 

@@ -30,6 +30,14 @@ void ngx_http_crm_event_record(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx);
 u_char *ngx_http_crm_escape_json(u_char *dst, u_char *src, size_t len);
 u_char *ngx_http_crm_write_int(u_char *p, int64_t n);
+u_char *ngx_http_crm_event_head(u_char *p, ngx_http_crm_main_conf_t *crmcf,
+    u_char *event_id, ngx_time_t *received, ngx_str_t *kind);
+
+#define NGX_HTTP_CRM_EVENT_HEAD_LEN(crmcf, kind_len)                          \
+    (sizeof("{\"event_id\":\"\",\"received_at\":.000,\"kind\":\"\","          \
+            "\"node\":\"\",\"policy\":\"\"") - 1                              \
+     + NGX_HTTP_CRM_UUID_LEN + NGX_TIME_T_LEN + (kind_len)                   \
+     + (crmcf)->node.len + NGX_HTTP_CRM_SHA256_HEX)
 void ngx_http_crm_event_result(ngx_http_request_t *r,
     ngx_http_crm_ctx_t *ctx, ngx_uint_t status);
 

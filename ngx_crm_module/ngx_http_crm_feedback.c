@@ -269,7 +269,7 @@ ngx_http_crm_feedback_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
 
     memo = crmcf->due_memo;
 
-    if (memo->received != ctx->received.sec || memo->received == 0) {
+    if (memo->received != ctx->received.sec) {
         ngx_http_crm_feedback_due(crmcf, memo, ctx->received.sec);
     }
 
