@@ -42,86 +42,141 @@ ngx_http_crm_inject_feed(ngx_http_crm_inject_t *m, const unsigned char *p,
     size_t len)
 {
     size_t                i, k;
-    uint64_t              limit;
-    unsigned              c;
+    uint64_t              pos, limit, base;
+    unsigned              c, marker, body;
     const unsigned char  *q;
 
     if (m->found) {
         return 0;
     }
 
+    /*
+     * The state is kept in locals while the bytes are read: written through
+     * m, every store would have to land before the next byte is loaded (the
+     * bytes may alias m), and the loop would wait on memory.
+     */
+
+    pos = m->pos;
+    marker = m->marker;
+    body = m->body;
+    base = pos;
+
+    limit = m->have_body
+            ? m->body_at + NGX_HTTP_CRM_INJECT_BODY_LEN + m->hold_max
+            : UINT64_MAX;
+
     for (i = 0; i < len; /* void */ ) {
 
-        /* the last fed byte at which the candidate is still awaited */
-        limit = m->have_body
-                ? m->body_at + NGX_HTTP_CRM_INJECT_BODY_LEN + m->hold_max
-                : UINT64_MAX;
-
-        if (m->marker == 0 && m->body == 0) {
+        if (marker == 0 && body == 0) {
             q = memchr(p + i, '<', len - i);
 
-            if (q == NULL || (uint64_t) (q - (p + i)) > limit - m->pos) {
+            if (q == NULL || (uint64_t) (q - (p + i)) > limit - pos) {
                 /* no '<' before the candidate's wait is over */
 
-                if (m->have_body && len - i > limit - m->pos) {
-                    k = (size_t) (limit - m->pos) + 1;
-                    m->pos += k;
+                if (m->have_body && len - i > limit - pos) {
+                    k = (size_t) (limit - pos) + 1;
+                    i += k;
                     m->found = 1;
                     m->at = m->body_at;
-                    return i + k;
+                    goto done;
                 }
 
-                m->pos += len - i;
-                return len;
+                i = len;
+                goto done;
             }
 
-            m->pos += q - (p + i);
             i = q - p;
+            pos = base + i;
+
+            /*
+             * The whole of either pattern is in this buffer, and the
+             * candidate's wait is not over within it: compare directly.
+             */
+
+            if (len - i >= NGX_HTTP_CRM_INJECT_MARKER_LEN
+                && limit - pos >= NGX_HTTP_CRM_INJECT_MARKER_LEN)
+            {
+                if (q[1] == '!'
+                    && memcmp(q, ngx_http_crm_inject_marker,
+                              NGX_HTTP_CRM_INJECT_MARKER_LEN) == 0)
+                {
+                    i += NGX_HTTP_CRM_INJECT_MARKER_LEN;
+                    m->found = 1;
+                    m->at_marker = 1;
+                    m->at = pos;
+                    goto done;
+                }
+
+                if (q[1] == '/'
+                    && (q[2] | 0x20) == 'b' && (q[3] | 0x20) == 'o'
+                    && (q[4] | 0x20) == 'd' && (q[5] | 0x20) == 'y'
+                    && q[6] == '>')
+                {
+                    m->have_body = 1;
+                    m->body_at = pos;
+                    limit = pos + NGX_HTTP_CRM_INJECT_BODY_LEN + m->hold_max;
+                    i += NGX_HTTP_CRM_INJECT_BODY_LEN;
+                    pos += NGX_HTTP_CRM_INJECT_BODY_LEN;
+                    continue;
+                }
+
+                /* neither begins at this '<' */
+                i++;
+                pos++;
+                continue;
+            }
         }
 
         c = p[i++];
-        m->pos++;
+        pos++;
 
-        if (c == ngx_http_crm_inject_marker[m->marker]) {
-            m->marker++;
+        if (c == ngx_http_crm_inject_marker[marker]) {
+            marker++;
 
-            if (m->marker == NGX_HTTP_CRM_INJECT_MARKER_LEN) {
+            if (marker == NGX_HTTP_CRM_INJECT_MARKER_LEN) {
                 m->found = 1;
                 m->at_marker = 1;
-                m->at = m->pos - NGX_HTTP_CRM_INJECT_MARKER_LEN;
-                return i;
+                m->at = pos - NGX_HTTP_CRM_INJECT_MARKER_LEN;
+                goto done;
             }
 
         } else {
-            m->marker = (c == '<');
+            marker = (c == '<');
         }
 
         if (c >= 'A' && c <= 'Z') {
             c |= 0x20;
         }
 
-        if (c == ngx_http_crm_inject_body[m->body]) {
-            m->body++;
+        if (c == ngx_http_crm_inject_body[body]) {
+            body++;
 
-            if (m->body == NGX_HTTP_CRM_INJECT_BODY_LEN) {
-                m->body = 0;
+            if (body == NGX_HTTP_CRM_INJECT_BODY_LEN) {
+                body = 0;
                 m->have_body = 1;
-                m->body_at = m->pos - NGX_HTTP_CRM_INJECT_BODY_LEN;
+                m->body_at = pos - NGX_HTTP_CRM_INJECT_BODY_LEN;
+                limit = pos + m->hold_max;
                 continue;
             }
 
         } else {
-            m->body = (c == '<');
+            body = (c == '<');
         }
 
-        if (m->pos > limit) {
+        if (pos > limit) {
             m->found = 1;
             m->at = m->body_at;
-            return i;
+            goto done;
         }
     }
 
-    return len;
+done:
+
+    m->pos = base + i;
+    m->marker = marker;
+    m->body = body;
+
+    return i;
 }
 
 
