@@ -133,6 +133,7 @@ typedef struct {
     ngx_uint_t               feedback_used;
     ngx_http_crm_calendar_t  calendar;        /* of feedback.sla */
     u_char                   ticket_key[32];  /* of idempotent tickets */
+    ngx_http_crm_hmac_t      ticket_hmac;     /* ticket_key's, prepared */
     size_t                   ack_braces;      /* "{" in the template */
     ngx_http_crm_due_memo_t *due_memo;        /* the worker's own */
     ngx_uint_t               uses_db;       /* capture or upstream_header */

@@ -25,7 +25,8 @@
  *   max_age.  The key table points into the caller's buffer: whoever owns
  *   the file's contents owns the keys.
  *
- * Nothing here allocates; libcrypto's HMAC() is the only call out.
+ * Nothing here allocates but keys_prepare() and hmac_init(), which hash
+ * each key's pads once (see the header); libcrypto is the only call out.
  */
 
 
@@ -50,8 +51,6 @@ static const unsigned char *ngx_http_crm_cookie_number(
     const unsigned char *p, const unsigned char *end, uint64_t *value);
 static size_t ngx_http_crm_cookie_decimal(unsigned char *out,
     uint64_t value);
-static int ngx_http_crm_cookie_hmac(const unsigned char *key, size_t klen,
-    const unsigned char *msg, size_t len, unsigned char *mac);
 static void ngx_http_crm_cookie_encode(unsigned char *out,
     const unsigned char *mac);
 static int ngx_http_crm_cookie_decode(const unsigned char *p,
@@ -81,6 +80,7 @@ ngx_http_crm_keys_parse(unsigned char *data, size_t len,
     unsigned char  *p, *end, *start, *last, *nl;
 
     keys->n = 0;
+    memset(keys->hmac, 0, sizeof(keys->hmac));
 
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
@@ -166,7 +166,8 @@ ngx_http_crm_cookie_sign(unsigned char *out, uint64_t customer_id,
     out[n++] = '.';
     n += ngx_http_crm_cookie_decimal(out + n, (uint64_t) issued_at);
 
-    if (ngx_http_crm_cookie_hmac(keys->key[0], keys->len[0], out, n, mac)
+    if (ngx_http_crm_hmac(&keys->hmac[0], keys->key[0], keys->len[0], out,
+                          n, mac)
         != 0)
     {
         return 0;
@@ -233,8 +234,8 @@ ngx_http_crm_cookie_verify(const unsigned char *value, size_t len,
     match = 0;
 
     for (i = 0; i < keys->n && i < NGX_HTTP_CRM_COOKIE_KEYS_MAX; i++) {
-        if (ngx_http_crm_cookie_hmac(keys->key[i], keys->len[i], value,
-                                     signed_len, expect)
+        if (ngx_http_crm_hmac(&keys->hmac[i], keys->key[i], keys->len[i],
+                              value, signed_len, expect)
             != 0)
         {
             continue;
@@ -448,23 +449,173 @@ ngx_http_crm_cookie_decimal(unsigned char *out, uint64_t value)
 }
 
 
-static int
-ngx_http_crm_cookie_hmac(const unsigned char *key, size_t klen,
-    const unsigned char *msg, size_t len, unsigned char *mac)
-{
-    unsigned int  n;
+/* the hash states of every key's pads; 0, or -1 with none prepared */
 
-    if (klen > INT_MAX) {
-        return -1;
+int
+ngx_http_crm_keys_prepare(ngx_http_crm_keys_t *keys)
+{
+    size_t  i;
+
+    for (i = 0; i < keys->n && i < NGX_HTTP_CRM_COOKIE_KEYS_MAX; i++) {
+        if (ngx_http_crm_hmac_init(&keys->hmac[i], keys->key[i],
+                                   keys->len[i])
+            != 0)
+        {
+            ngx_http_crm_keys_release(keys);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+ngx_http_crm_keys_release(ngx_http_crm_keys_t *keys)
+{
+    size_t  i;
+
+    for (i = 0; i < NGX_HTTP_CRM_COOKIE_KEYS_MAX; i++) {
+        ngx_http_crm_hmac_free(&keys->hmac[i]);
+    }
+}
+
+
+/*
+ * RFC 2104: a key longer than the block is hashed first; the inner state
+ * has hashed key ^ ipad, the outer key ^ opad.
+ */
+
+int
+ngx_http_crm_hmac_init(ngx_http_crm_hmac_t *h, const unsigned char *key,
+    size_t len)
+{
+    size_t         i;
+    unsigned int   n;
+    unsigned char  k[64], pad[64];
+
+    h->inner = NULL;
+    h->outer = NULL;
+
+    memset(k, 0, sizeof(k));
+
+    if (len > sizeof(k)) {
+        if (EVP_Digest(key, len, k, &n, EVP_sha256(), NULL) != 1) {
+            return -1;
+        }
+
+    } else {
+        memcpy(k, key, len);
+    }
+
+    h->inner = EVP_MD_CTX_new();
+    h->outer = EVP_MD_CTX_new();
+
+    if (h->inner == NULL || h->outer == NULL) {
+        goto failed;
+    }
+
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+
+    if (EVP_DigestInit_ex(h->inner, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(h->inner, pad, sizeof(pad)) != 1)
+    {
+        goto failed;
+    }
+
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+
+    if (EVP_DigestInit_ex(h->outer, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(h->outer, pad, sizeof(pad)) != 1)
+    {
+        goto failed;
+    }
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+
+    return 0;
+
+failed:
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    ngx_http_crm_hmac_free(h);
+
+    return -1;
+}
+
+
+void
+ngx_http_crm_hmac_free(ngx_http_crm_hmac_t *h)
+{
+    EVP_MD_CTX_free(h->inner);
+    EVP_MD_CTX_free(h->outer);
+
+    h->inner = NULL;
+    h->outer = NULL;
+}
+
+
+/*
+ * mac (32 bytes) of msg under h, or under key by HMAC() when h is not
+ * prepared; 0, or -1 when libcrypto fails.  One scratch state serves
+ * every call: a process reads one request at a time.
+ */
+
+int
+ngx_http_crm_hmac(const ngx_http_crm_hmac_t *h, const unsigned char *key,
+    size_t klen, const unsigned char *msg, size_t len, unsigned char *mac)
+{
+    unsigned int   n, m;
+    unsigned char  inner[NGX_HTTP_CRM_COOKIE_MAC_SIZE];
+
+    static EVP_MD_CTX  *scratch;
+
+    if (h == NULL || h->inner == NULL) {
+        if (klen > INT_MAX) {
+            return -1;
+        }
+
+        n = 0;
+
+        if (HMAC(EVP_sha256(), key, (int) klen, msg, len, mac, &n) == NULL
+            || n != NGX_HTTP_CRM_COOKIE_MAC_SIZE)
+        {
+            return -1;
+        }
+
+        return 0;
+    }
+
+    if (scratch == NULL) {
+        scratch = EVP_MD_CTX_new();
+        if (scratch == NULL) {
+            return -1;
+        }
     }
 
     n = 0;
+    m = 0;
 
-    if (HMAC(EVP_sha256(), key, (int) klen, msg, len, mac, &n) == NULL
-        || n != NGX_HTTP_CRM_COOKIE_MAC_SIZE)
+    if (EVP_MD_CTX_copy_ex(scratch, h->inner) != 1
+        || EVP_DigestUpdate(scratch, msg, len) != 1
+        || EVP_DigestFinal_ex(scratch, inner, &n) != 1
+        || n != sizeof(inner)
+        || EVP_MD_CTX_copy_ex(scratch, h->outer) != 1
+        || EVP_DigestUpdate(scratch, inner, sizeof(inner)) != 1
+        || EVP_DigestFinal_ex(scratch, mac, &m) != 1
+        || m != NGX_HTTP_CRM_COOKIE_MAC_SIZE)
     {
+        OPENSSL_cleanse(inner, sizeof(inner));
         return -1;
     }
+
+    OPENSSL_cleanse(inner, sizeof(inner));
 
     return 0;
 }

@@ -50,16 +50,38 @@
 #define NGX_HTTP_CRM_COOKIE_EXPIRED     -3
 
 
+/*
+ * HMAC-SHA256 under one key with the key's two padded blocks hashed once,
+ * ahead: a MAC then costs two copies of a hash state and the message's
+ * blocks, where HMAC() looks the digest up, allocates and hashes the pads
+ * every time.  A zeroed one (not prepared) falls back to HMAC().
+ */
+typedef struct {
+    struct evp_md_ctx_st  *inner;
+    struct evp_md_ctx_st  *outer;
+} ngx_http_crm_hmac_t;
+
 typedef struct {
     /* each points into the buffer given to keys_parse() */
     const unsigned char  *key[NGX_HTTP_CRM_COOKIE_KEYS_MAX];
     size_t                len[NGX_HTTP_CRM_COOKIE_KEYS_MAX];
     size_t                n;
+    /* set by keys_prepare(), released by keys_release() */
+    ngx_http_crm_hmac_t   hmac[NGX_HTTP_CRM_COOKIE_KEYS_MAX];
 } ngx_http_crm_keys_t;
 
 
 int ngx_http_crm_keys_parse(unsigned char *data, size_t len,
     ngx_http_crm_keys_t *keys, char *err, size_t errlen);
+
+int ngx_http_crm_keys_prepare(ngx_http_crm_keys_t *keys);
+void ngx_http_crm_keys_release(ngx_http_crm_keys_t *keys);
+
+int ngx_http_crm_hmac_init(ngx_http_crm_hmac_t *h, const unsigned char *key,
+    size_t len);
+void ngx_http_crm_hmac_free(ngx_http_crm_hmac_t *h);
+int ngx_http_crm_hmac(const ngx_http_crm_hmac_t *h, const unsigned char *key,
+    size_t klen, const unsigned char *msg, size_t len, unsigned char *mac);
 
 size_t ngx_http_crm_cookie_sign(unsigned char *out, uint64_t customer_id,
     int64_t issued_at, const ngx_http_crm_keys_t *keys);

@@ -59,6 +59,7 @@ struct ngx_http_crm_due_memo_s {
 };
 
 
+static void ngx_http_crm_feedback_ticket_key_free(void *data);
 static ngx_int_t ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
     ngx_http_crm_main_conf_t *crmcf);
 static void *ngx_http_crm_feedback_alloc(void *data, size_t size);
@@ -182,6 +183,7 @@ ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
     unsigned int          mdlen;
     const u_char         *key;
     size_t                len;
+    ngx_pool_cleanup_t   *cln;
     ngx_http_crm_keys_t  *keys;
 
     static u_char         label[] = "ngx_crm ticket\n";
@@ -207,7 +209,31 @@ ngx_http_crm_feedback_ticket_key(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_crm_hmac_init(&crmcf->ticket_hmac, crmcf->ticket_key,
+                               sizeof(crmcf->ticket_key))
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: the HMAC state of ticket numbers cannot be made");
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_crm_feedback_ticket_key_free;
+    cln->data = &crmcf->ticket_hmac;
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_crm_feedback_ticket_key_free(void *data)
+{
+    ngx_http_crm_hmac_free(data);
 }
 
 
@@ -351,7 +377,6 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
     size_t                     len;
     uint64_t                   v;
     ngx_uint_t                 i;
-    unsigned int               mdlen;
     ngx_http_crm_main_conf_t  *crmcf;
 
     static u_char              alphabet[] = NGX_HTTP_CRM_TICKET_ALPHABET;
@@ -371,9 +396,9 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
         *p++ = '\n';
         ngx_memcpy(p, who->data, who->len);
 
-        if (HMAC(EVP_sha256(), crmcf->ticket_key, sizeof(crmcf->ticket_key),
-                 msg, len, md, &mdlen)
-            == NULL)
+        if (ngx_http_crm_hmac(&crmcf->ticket_hmac, crmcf->ticket_key,
+                              sizeof(crmcf->ticket_key), msg, len, md)
+            != 0)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "crm: HMAC() failed: no ticket");

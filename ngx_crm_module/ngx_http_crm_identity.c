@@ -38,6 +38,7 @@ typedef struct {
 } ngx_http_crm_identify_t;
 
 
+static void ngx_http_crm_identity_keys_release(void *data);
 static ngx_uint_t ngx_http_crm_identity_is_crm(ngx_str_t *key);
 static ngx_int_t ngx_http_crm_identity_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_crm_identity_set_cookie(ngx_http_request_t *r,
@@ -73,6 +74,13 @@ ngx_http_crm_identity_filter_init(void)
  * key fails the configuration.
  */
 
+static void
+ngx_http_crm_identity_keys_release(void *data)
+{
+    ngx_http_crm_keys_release(data);
+}
+
+
 ngx_int_t
 ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
 {
@@ -80,6 +88,7 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
     ngx_int_t                rc;
     ngx_str_t                name, data;
     ngx_http_crm_keys_t     *keys;
+    ngx_pool_cleanup_t      *cln;
     ngx_http_crm_policy_t   *policy = crmcf->policy;
 
     name.len = policy->identity.secret_file.len;
@@ -116,6 +125,23 @@ ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "crm: %V: %s", &name, err);
         return NGX_ERROR;
     }
+
+    /* each key's pads hashed once, for the cookies of every request */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_crm_keys_prepare(keys) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: %V: the keys' HMAC states cannot be made",
+                      &name);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_crm_identity_keys_release;
+    cln->data = keys;
 
     crmcf->keys = keys;
 

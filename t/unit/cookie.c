@@ -84,6 +84,7 @@ static void test_time(void);
 static void test_rotation(void);
 static void test_find(void);
 static void test_find_next(void);
+static void test_prepared(void);
 
 
 int
@@ -98,6 +99,7 @@ main(void)
     test_rotation();
     test_find();
     test_find_next();
+    test_prepared();
 
     return done_testing();
 }
@@ -1018,4 +1020,66 @@ find_all(const char *header, const char *name, const char *exp)
     free(h);
 
     return pass;
+}
+
+
+/*
+ * keys_prepare(): the pads hashed ahead give the same MACs as HMAC(), for
+ * keys shorter than, as long as and longer than SHA-256's 64-byte block
+ */
+
+static void
+test_prepared(void)
+{
+    size_t          i, n, m;
+    uint64_t        id;
+    keyfile_t       kf;
+    unsigned char   a[NGX_HTTP_CRM_COOKIE_LEN_MAX];
+    unsigned char   b[NGX_HTTP_CRM_COOKIE_LEN_MAX];
+    char            text[160];
+
+    static const size_t  lens[] = { 32, 63, 64, 65, 100, 150 };
+
+    keyfile(&kf, KEY "\n");
+    ok(ngx_http_crm_keys_prepare(&kf.keys) == 0 && kf.keys.hmac[0].inner,
+       "prepared: pads of the key hashed");
+
+    n = ngx_http_crm_cookie_sign(a, 42, T0, &kf.keys);
+    ok(n == sizeof(KAT_42) - 1 && memcmp(a, KAT_42, n) == 0,
+       "prepared: known answer for id 42");
+
+    id = 0;
+    ok(verify_str(KAT_42, &kf, T0, YEAR, &id) == OK && id == 42,
+       "prepared: known answer verifies");
+
+    memcpy(a, KAT_42, n);
+    a[n - 2] = (a[n - 2] == 'Q') ? 'R' : 'Q';
+    ok(verify((char *) a, n, &kf, T0, YEAR, &id) != OK,
+       "prepared: a changed mac does not verify");
+
+    ngx_http_crm_keys_release(&kf.keys);
+    ok(kf.keys.hmac[0].inner == NULL
+       && ngx_http_crm_cookie_sign(a, 42, T0, &kf.keys) == n
+       && memcmp(a, KAT_42, n) == 0,
+       "prepared: released, HMAC() again, same answer");
+    keyfile_free(&kf);
+
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        memset(text, 'k', lens[i]);
+        text[0] = (char) ('A' + i);
+        text[lens[i]] = '\n';
+        text[lens[i] + 1] = '\0';
+
+        keyfile(&kf, text);
+        n = ngx_http_crm_cookie_sign(a, 1000000007, T0, &kf.keys);
+        ngx_http_crm_keys_prepare(&kf.keys);
+        m = ngx_http_crm_cookie_sign(b, 1000000007, T0, &kf.keys);
+
+        ok(n > 0 && n == m && memcmp(a, b, n) == 0
+           && verify((char *) b, m, &kf, T0, DAY, &id) == OK,
+           "prepared: a %zu-byte key signs as HMAC() does", lens[i]);
+
+        ngx_http_crm_keys_release(&kf.keys);
+        keyfile_free(&kf);
+    }
 }

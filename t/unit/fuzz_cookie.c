@@ -432,6 +432,8 @@ resigned(const unsigned char *value, size_t len, uint64_t id,
                      &at));
     ensure(rid == id);
 
+    memset(&one, 0, sizeof(one));
+
     for (i = 0; i < keys->n; i++) {
         one.key[0] = keys->key[i];
         one.len[0] = keys->len[i];
