@@ -15,7 +15,7 @@ use File::Basename qw(dirname);
 
 my $root = abs_path(dirname(abs_path(__FILE__)) . '/..');
 my $unit = "$root/t/unit";
-my @programs = qw(policy body cookie template calendar inject);
+my @programs = qw(policy body cookie template calendar inject inject_portable);
 
 $ENV{CRM_ROOT} = $root;
 
