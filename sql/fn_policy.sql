@@ -35,17 +35,28 @@ COMMENT ON FUNCTION crm.policy_doc(text) IS
 CREATE OR REPLACE FUNCTION crm.tier_of(doc jsonb, paid_orders integer,
     spent numeric)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT t.tier
-      FROM jsonb_array_elements(
-               CASE WHEN jsonb_typeof(doc #> '{loyalty,tiers}') = 'array'
-                    THEN doc #> '{loyalty,tiers}' ELSE '[]' END)
-           WITH ORDINALITY AS t(tier, n)
-     WHERE (t.tier ->> 'paid_orders')::integer <= paid_orders
-       AND (coalesce((t.tier ->> 'spent')::numeric, 0) = 0
-            OR spent >= (t.tier ->> 'spent')::numeric)
-     ORDER BY t.n DESC
-     LIMIT 1
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    t        jsonb;
+    reached  jsonb;
+BEGIN
+    -- plpgsql, not sql: a sql function with a FROM is planned at every call
+    IF jsonb_typeof(doc #> '{loyalty,tiers}') IS DISTINCT FROM 'array' THEN
+        RETURN NULL;
+    END IF;
+
+    FOR t IN SELECT x FROM jsonb_array_elements(doc #> '{loyalty,tiers}') x
+    LOOP
+        IF (t ->> 'paid_orders')::integer <= tier_of.paid_orders
+           AND (coalesce((t ->> 'spent')::numeric, 0) = 0
+                OR tier_of.spent >= (t ->> 'spent')::numeric)
+        THEN
+            reached := t;
+        END IF;
+    END LOOP;
+
+    RETURN reached;
+END
 $$;
 
 COMMENT ON FUNCTION crm.tier_of(jsonb, integer, numeric) IS
