@@ -165,6 +165,7 @@ ngx_http_crm_order_decide(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx)
     q->timeout = (ngx_msec_t) crmcf->policy->database.timeout;
     q->handler = ngx_http_crm_order_done;
     q->data = ctx;
+    q->urgent = 1;                  /* the order waits for it */
 
     if (ngx_http_crm_pg_send(crmcf->pg, q) != NGX_OK) {
         ctx->state = NGX_HTTP_CRM_STATE_DB_UNAVAILABLE;

@@ -45,8 +45,10 @@
 
 
 static void ngx_http_crm_pg_wait_timeout(ngx_event_t *ev);
+static ngx_uint_t ngx_http_crm_pg_may_start(ngx_http_crm_pg_t *pg,
+    ngx_http_crm_pg_query_t *q);
 static ngx_http_crm_pg_query_t *ngx_http_crm_pg_unqueue(
-    ngx_http_crm_pg_t *pg);
+    ngx_queue_t *queue);
 static ngx_int_t ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc,
     ngx_http_crm_pg_query_t *q);
 
@@ -84,6 +86,7 @@ ngx_http_crm_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
     ngx_cpystrn((u_char *) pg->conninfo, conninfo->data, conninfo->len + 1);
 
+    ngx_queue_init(&pg->urgent);
     ngx_queue_init(&pg->waiting);
 
     pg->log = cycle->log;
@@ -140,7 +143,12 @@ ngx_http_crm_pg_send(ngx_http_crm_pg_t *pg, ngx_http_crm_pg_query_t *q)
 
     q->deadline = ngx_current_msec + q->timeout;
 
-    if (ngx_queue_empty(&pg->waiting)) {
+    /* none of its kind (or, for a background one, of any) waits before it */
+
+    if (ngx_queue_empty(&pg->urgent)
+        && (q->urgent || ngx_queue_empty(&pg->waiting))
+        && ngx_http_crm_pg_may_start(pg, q))
+    {
         for (i = 0; i < pg->nconns; i++) {
             pc = &pg->conns[i];
 
@@ -162,7 +170,7 @@ ngx_http_crm_pg_send(ngx_http_crm_pg_t *pg, ngx_http_crm_pg_query_t *q)
     q->wait.log = pg->log;
 
     ngx_add_timer(&q->wait, q->timeout);
-    ngx_queue_insert_tail(&pg->waiting, &q->queue);
+    ngx_queue_insert_tail(q->urgent ? &pg->urgent : &pg->waiting, &q->queue);
 
     return NGX_OK;
 }
@@ -226,18 +234,22 @@ ngx_http_crm_pg_wait_timeout(ngx_event_t *ev)
 }
 
 
-/* gives idle connections to the queries waiting, oldest first */
+/*
+ * Gives idle connections to the queries waiting: the urgent ones first,
+ * oldest first; a background one only while another connection is left.
+ */
 
 void
 ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
 {
     ngx_uint_t                i;
+    ngx_queue_t              *queue;
     ngx_http_crm_pg_conn_t   *pc;
     ngx_http_crm_pg_query_t  *q;
 
     i = 0;
 
-    while (i < pg->nconns && !ngx_queue_empty(&pg->waiting)) {
+    while (i < pg->nconns) {
         pc = &pg->conns[i];
 
         if (pc->state != NGX_HTTP_CRM_PG_IDLE) {
@@ -245,7 +257,21 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
             continue;
         }
 
-        q = ngx_http_crm_pg_unqueue(pg);
+        if (!ngx_queue_empty(&pg->urgent)) {
+            queue = &pg->urgent;
+
+        } else if (!ngx_queue_empty(&pg->waiting)
+                   && ngx_http_crm_pg_may_start(pg,
+                          ngx_queue_data(ngx_queue_head(&pg->waiting),
+                                         ngx_http_crm_pg_query_t, queue)))
+        {
+            queue = &pg->waiting;
+
+        } else {
+            return;
+        }
+
+        q = ngx_http_crm_pg_unqueue(queue);
 
         if ((ngx_msec_int_t) (q->deadline - ngx_current_msec) <= 0) {
             /* its timer is due in this very turn: no connection for it */
@@ -257,11 +283,40 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
             /* pc failed before taking q: q waits for the next one */
             q->pg = pg;
             ngx_add_timer(&q->wait, q->deadline - ngx_current_msec);
-            ngx_queue_insert_head(&pg->waiting, &q->queue);
+            ngx_queue_insert_head(queue, &q->queue);
         }
 
         i++;
     }
+}
+
+
+/*
+ * May q start now?  An urgent query may; a background one while, with it,
+ * at least one connection is left to the urgent ones (in a pool of two or
+ * more).
+ */
+
+static ngx_uint_t
+ngx_http_crm_pg_may_start(ngx_http_crm_pg_t *pg, ngx_http_crm_pg_query_t *q)
+{
+    ngx_uint_t  i, n;
+
+    if (q->urgent || pg->nconns < 2) {
+        return 1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < pg->nconns; i++) {
+        if (pg->conns[i].state == NGX_HTTP_CRM_PG_BUSY
+            && !pg->conns[i].urgent)
+        {
+            n++;
+        }
+    }
+
+    return n + 1 < pg->nconns;
 }
 
 
@@ -272,22 +327,27 @@ ngx_http_crm_pg_fail_waiting(ngx_http_crm_pg_t *pg)
 {
     ngx_http_crm_pg_query_t  *q;
 
+    while (!ngx_queue_empty(&pg->urgent)) {
+        q = ngx_http_crm_pg_unqueue(&pg->urgent);
+        q->handler(q, NULL);
+    }
+
     while (!ngx_queue_empty(&pg->waiting)) {
-        q = ngx_http_crm_pg_unqueue(pg);
+        q = ngx_http_crm_pg_unqueue(&pg->waiting);
         q->handler(q, NULL);
     }
 }
 
 
-/* takes the oldest query out of the queue, with its timer */
+/* takes the oldest query out of a queue, with its timer */
 
 static ngx_http_crm_pg_query_t *
-ngx_http_crm_pg_unqueue(ngx_http_crm_pg_t *pg)
+ngx_http_crm_pg_unqueue(ngx_queue_t *queue)
 {
     ngx_queue_t              *head;
     ngx_http_crm_pg_query_t  *q;
 
-    head = ngx_queue_head(&pg->waiting);
+    head = ngx_queue_head(queue);
     q = ngx_queue_data(head, ngx_http_crm_pg_query_t, queue);
 
     ngx_queue_remove(head);
@@ -551,6 +611,7 @@ ngx_http_crm_pg_start(ngx_http_crm_pg_conn_t *pc, ngx_http_crm_pg_query_t *q)
 
     pc->started = ngx_current_msec;
     pc->query = q;
+    pc->urgent = q->urgent;
     q->conn = pc;
 
     return NGX_OK;

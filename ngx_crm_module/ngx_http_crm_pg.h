@@ -35,6 +35,13 @@ struct ngx_http_crm_pg_query_s {
     ngx_msec_t                   timeout;
     ngx_http_crm_pg_done_pt      handler;
     void                        *data;
+    /*
+     * A request waits for it (an order's decision): it goes before the
+     * background queries (the spool, banner fills, periodic checks), and
+     * these never take the last connection, so it never waits behind a
+     * spool batch.
+     */
+    unsigned                     urgent:1;
 
     /* private */
     ngx_http_crm_pg_conn_t      *conn;      /* running it, NULL otherwise */

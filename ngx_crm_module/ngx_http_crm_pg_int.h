@@ -59,6 +59,7 @@ struct ngx_http_crm_pg_conn_s {
     ngx_msec_t                   started;
     ngx_event_t                  retry;
     ino_t                        ino;         /* of the socket wrapped */
+    unsigned                     urgent:1;    /* its query, in BUSY */
 };
 
 
@@ -74,7 +75,8 @@ struct ngx_http_crm_pg_s {
     ngx_uint_t                   schema_old;
     ngx_http_crm_pg_conn_t      *conns;
     ngx_http_crm_pg_hooks_t      hooks;
-    ngx_queue_t                  waiting;
+    ngx_queue_t                  urgent;      /* queries waiting, first */
+    ngx_queue_t                  waiting;     /* background ones */
 
     /* run on every new connection after the schema check */
     const char                  *on_connect;
