@@ -1351,8 +1351,20 @@ ngx_http_crm_banner_init_worker(ngx_cycle_t *cycle,
     hooks.notify = ngx_http_crm_banner_notified;
     hooks.notify_data = crmcf;
 
-    conninfo.len = crmcf->policy->database.conninfo.len;
-    conninfo.data = crmcf->policy->database.conninfo.data;
+    /*
+     * LISTEN needs a session of its own: behind a pool in transaction
+     * mode (pgbouncer) it goes straight to PostgreSQL, or to a pool in
+     * session mode, by database.listen_conninfo
+     */
+
+    if (crmcf->policy->database.listen_conninfo.len) {
+        conninfo.len = crmcf->policy->database.listen_conninfo.len;
+        conninfo.data = crmcf->policy->database.listen_conninfo.data;
+
+    } else {
+        conninfo.len = crmcf->policy->database.conninfo.len;
+        conninfo.data = crmcf->policy->database.conninfo.data;
+    }
 
     crmcf->listen_pg = ngx_http_crm_pg_create(cycle, &conninfo, 1,
                            (ngx_msec_t) crmcf->policy->database.timeout,

@@ -81,6 +81,7 @@ typedef enum {
 
 typedef struct {
     ngx_http_crm_str_t              conninfo;       /* libpq, never empty */
+    ngx_http_crm_str_t              listen_conninfo; /* len 0: conninfo */
     unsigned                        connections;    /* per worker, 1..256 */
     int64_t                         timeout;        /* ms, 1..60000 */
     ngx_http_crm_str_t              spool;          /* relative: to prefix */

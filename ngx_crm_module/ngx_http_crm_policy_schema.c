@@ -117,6 +117,11 @@ static const ngx_http_crm_key_t  ngx_http_crm_database_keys[] = {
       ngx_http_crm_required,
       .expect = "expected a non-empty libpq connection string such as "
                 "\"host=127.0.0.1 dbname=crm\"" },
+    { ngx_http_crm_str_key("listen_conninfo", NGX_HTTP_CRM_S_TEXT,
+                           ngx_http_crm_database_t, listen_conninfo, 1, 8192,
+                           NULL),
+      .expect = "expected a non-empty libpq connection string for the "
+                "LISTEN connection (default: conninfo)" },
     { ngx_http_crm_int_key("connections", ngx_http_crm_database_t,
                            connections, 1, 256, "2") },
     { ngx_http_crm_duration_key("timeout", ngx_http_crm_database_t, timeout,
