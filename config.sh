@@ -12,7 +12,7 @@ DEPS=(
     build-essential clang libclang-rt-14-dev
     nginx nginx-dev libpq-dev libyaml-dev libssl-dev
     postgresql-15 postgresql-client-15
-    libtest-base-perl valgrind wrk curl python3 tzdata pgbouncer
+    libtest-base-perl valgrind wrk curl python3 tzdata pgbouncer strace
 )
 
 say() { printf 'config.sh: %s\n' "$*" >&2; }

@@ -31,6 +31,7 @@
 #include "ngx_http_crm_order.h"
 #include "ngx_http_crm_identity.h"
 #include "ngx_http_crm_status.h"
+#include "ngx_http_crm_conninfo.h"
 
 #include <openssl/evp.h>
 
@@ -203,6 +204,7 @@ ngx_int_t
 ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
+    ngx_http_crm_database_t    *db;
     ngx_http_crm_main_conf_t   *crmcf;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -235,6 +237,24 @@ ngx_http_crm_postconfiguration(ngx_conf_t *cf)
 
     if (crmcf->uses_db && ngx_http_crm_identity_keys(cf, crmcf) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /* host names looked up now: a worker never waits on the resolver */
+
+    if (crmcf->uses_db) {
+        db = &crmcf->policy->database;
+
+        if (ngx_http_crm_conninfo_resolve(cf, "conninfo", &db->conninfo.data,
+                                          &db->conninfo.len)
+            != NGX_OK
+            || (db->listen_conninfo.len
+                && ngx_http_crm_conninfo_resolve(cf, "listen_conninfo",
+                                                 &db->listen_conninfo.data,
+                                                 &db->listen_conninfo.len)
+                   != NGX_OK))
+        {
+            return NGX_ERROR;
+        }
     }
 
     /* the calendar's zone is also the banners' day */
