@@ -15,7 +15,7 @@
 
 
 /* the schema version (sql/NNN_*.sql) this module needs at least */
-#define NGX_HTTP_CRM_SCHEMA_VERSION  13
+#define NGX_HTTP_CRM_SCHEMA_VERSION  14
 
 
 typedef struct ngx_http_crm_pg_s        ngx_http_crm_pg_t;
