@@ -17,7 +17,7 @@ database:
   spool_dir: y
 --- must_die
 --- error_log eval
-qr{\[emerg\] .*/conf/t/policy\.yaml:4:3:\ unknown\ key\ "spool_dir"\ in\ "database";\ expected\ one\ of:\ conninfo,\ connections,\ timeout,\ spool}
+qr{\[emerg\] .*/conf/t/policy\.yaml:4:3:\ unknown\ key\ "spool_dir"\ in\ "database";\ expected\ one\ of:\ conninfo,\ listen_conninfo,\ connections,\ timeout,\ spool}
 
 
 === TEST 2: a wrong type: a quoted number
