@@ -43,6 +43,14 @@
 
 #define NGX_HTTP_CRM_COOKIE_ID_MAX  ((uint64_t) INT64_MAX)
 
+
+/*
+ * The one hash state every MAC is made in (a process reads one request at
+ * a time), made at the first MAC and freed with any prepared key: at a
+ * worker's exit the module is unloaded, and this pointer with it.
+ */
+static EVP_MD_CTX  *ngx_http_crm_hmac_scratch;
+
 #define ngx_http_crm_cookie_is_digit(c)  ((c) >= '0' && (c) <= '9')
 #define ngx_http_crm_cookie_is_space(c)  ((c) == ' ' || (c) == '\t')
 
@@ -558,13 +566,15 @@ ngx_http_crm_hmac_free(ngx_http_crm_hmac_t *h)
 
     h->inner = NULL;
     h->outer = NULL;
+
+    EVP_MD_CTX_free(ngx_http_crm_hmac_scratch);
+    ngx_http_crm_hmac_scratch = NULL;
 }
 
 
 /*
  * mac (32 bytes) of msg under h, or under key by HMAC() when h is not
- * prepared; 0, or -1 when libcrypto fails.  One scratch state serves
- * every call: a process reads one request at a time.
+ * prepared; 0, or -1 when libcrypto fails.
  */
 
 int
@@ -572,9 +582,8 @@ ngx_http_crm_hmac(const ngx_http_crm_hmac_t *h, const unsigned char *key,
     size_t klen, const unsigned char *msg, size_t len, unsigned char *mac)
 {
     unsigned int   n, m;
+    EVP_MD_CTX    *scratch;
     unsigned char  inner[NGX_HTTP_CRM_COOKIE_MAC_SIZE];
-
-    static EVP_MD_CTX  *scratch;
 
     if (h == NULL || h->inner == NULL) {
         if (klen > INT_MAX) {
@@ -592,12 +601,14 @@ ngx_http_crm_hmac(const ngx_http_crm_hmac_t *h, const unsigned char *key,
         return 0;
     }
 
-    if (scratch == NULL) {
-        scratch = EVP_MD_CTX_new();
-        if (scratch == NULL) {
+    if (ngx_http_crm_hmac_scratch == NULL) {
+        ngx_http_crm_hmac_scratch = EVP_MD_CTX_new();
+        if (ngx_http_crm_hmac_scratch == NULL) {
             return -1;
         }
     }
+
+    scratch = ngx_http_crm_hmac_scratch;
 
     n = 0;
     m = 0;
