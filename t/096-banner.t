@@ -449,6 +449,35 @@ is(db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
                Time::HiRes::time() - $t0));
 }
 
+# a client that leaves before the banner's bytes were sent: no impression
+{
+    use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF inet_aton
+                  pack_sockaddr_in);
+    settle();
+    my $before = db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+                    . " AND customer_id = $cleo");
+    socket(my $sock, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    # a small window: the kernels cannot take the whole 6 MB page for it
+    setsockopt($sock, SOL_SOCKET, SO_RCVBUF, 4096) or die "setsockopt: $!";
+    connect($sock, pack_sockaddr_in(CRM::Test::server_port(),
+                                    inet_aton('127.0.0.1')))
+        or die "connect: $!";
+    syswrite($sock, "GET /p/huge HTTP/1.0\r\nHost: localhost\r\n"
+                    . "Cookie: $ccookie\r\n\r\n");
+    my $got = '';
+    while (length $got < 65536) {
+        my $n = sysread($sock, $got, 65536, length $got);
+        last unless $n;
+    }
+    close $sock;
+    cmp_ok(length $got, '>=', 65536, 'a client reads 64 KB of the 6 MB page and leaves');
+    sleep 1;
+    settle();
+    is(db("SELECT count(*) FROM crm.event WHERE kind = 'banner'"
+          . " AND customer_id = $cleo"), $before,
+       '... before the banner\'s bytes were sent: no impression recorded');
+}
+
 # --- crm_status -------------------------------------------------------------------
 
 my $st = $J->decode((http_get('/crm'))[2]);
