@@ -50,6 +50,15 @@ static u_char *ngx_http_crm_conninfo_escape(u_char *p, u_char *s,
     size_t len);
 
 
+/*
+ * *conninfo (len bytes) with a hostaddr item for every address of every
+ * host name, from cf->pool; left alone when nothing needs looking up (no
+ * host, addresses and socket directories only, hostaddr given, a bare
+ * database name).  NGX_ERROR, said at [emerg], for a conninfo libpq
+ * cannot read, host and port lists that do not match, or a name that
+ * does not resolve.
+ */
+
 ngx_int_t
 ngx_http_crm_conninfo_resolve(ngx_conf_t *cf, const char *what,
     u_char **conninfo, size_t *len)
@@ -70,13 +79,22 @@ ngx_http_crm_conninfo_resolve(ngx_conf_t *cf, const char *what,
     ngx_memcpy(text, *conninfo, *len);
     text[*len] = '\0';
 
+    /* a bare database name (libpq's expand_dbname): a local socket */
+
+    if (ngx_strchr(text, '=') == NULL
+        && ngx_strncmp(text, "postgresql://", 13) != 0
+        && ngx_strncmp(text, "postgres://", 11) != 0)
+    {
+        return NGX_OK;
+    }
+
     err = NULL;
     opts = PQconninfoParse(text, &err);
 
     if (opts == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "crm: database.%s: %s",
-                           what, err ? err : "out of memory");
-        if (err) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "crm: database.%s: %s",
+                      what, err != NULL ? err : "out of memory");
+        if (err != NULL) {
             PQfreemem(err);
         }
         return NGX_ERROR;
@@ -109,8 +127,17 @@ ngx_http_crm_conninfo_resolve(ngx_conf_t *cf, const char *what,
     }
 
     nhosts = ngx_http_crm_conninfo_split(cf->pool, host->val, &hosts);
-    nports = (port && port->val)
+    nports = (port != NULL && port->val != NULL)
              ? ngx_http_crm_conninfo_split(cf->pool, port->val, &ports) : 0;
+
+    if (nports > 1 && nports != nhosts) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: database.%s: %ui hosts and %ui ports; "
+                      "expected one port, or one for each host",
+                      what, nhosts, nports);
+        PQconninfoFree(opts);
+        return NGX_ERROR;
+    }
 
     h = ngx_pcalloc(cf->pool, nhosts * sizeof(ngx_http_crm_conninfo_host_t));
     if (h == NULL || hosts == NULL || (nports && ports == NULL)) {
@@ -123,7 +150,7 @@ ngx_http_crm_conninfo_resolve(ngx_conf_t *cf, const char *what,
     for (i = 0; i < nhosts; i++) {
         h[i].host = hosts[i];
 
-        if (nports > 1 && i < nports) {
+        if (nports > 1) {
             h[i].port = ports[i];
         }
 
@@ -211,7 +238,8 @@ ngx_http_crm_conninfo_resolve(ngx_conf_t *cf, const char *what,
                 if (i || k) {
                     *p++ = ',';
                 }
-                p = ngx_cpymem(p, h[i].port.data, h[i].port.len);
+                p = ngx_http_crm_conninfo_escape(p, h[i].port.data,
+                                                 h[i].port.len);
             }
         }
         *p++ = '\'';
@@ -274,15 +302,17 @@ ngx_http_crm_conninfo_lookup(ngx_conf_t *cf, const char *what,
     rc = getaddrinfo((char *) name, NULL, &hints, &res);
 
     if (rc != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "crm: database.%s: host \"%s\" not found: %s",
-                           what, name, gai_strerror(rc));
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: database.%s: host \"%s\" not found: %s",
+                      what, name, gai_strerror(rc));
         return NGX_ERROR;
     }
 
     h->n = 0;
 
-    for (ai = res; ai && h->n < NGX_HTTP_CRM_CONNINFO_ADDRS; ai = ai->ai_next)
+    for (ai = res;
+         ai != NULL && h->n < NGX_HTTP_CRM_CONNINFO_ADDRS;
+         ai = ai->ai_next)
     {
         if (ai->ai_family == AF_INET) {
             a = &((struct sockaddr_in *) ai->ai_addr)->sin_addr;
@@ -318,9 +348,9 @@ ngx_http_crm_conninfo_lookup(ngx_conf_t *cf, const char *what,
         }
 
         if (k == h->n) {
-            ngx_conf_log_error(NGX_LOG_INFO, cf, 0,
-                               "crm: database.%s: host \"%s\" is %s",
-                               what, name, text);
+            ngx_log_debug3(NGX_LOG_DEBUG_HTTP, cf->log, 0,
+                           "crm: database.%s: host \"%s\" is %s",
+                           what, name, text);
             h->n++;
         }
     }
@@ -328,9 +358,9 @@ ngx_http_crm_conninfo_lookup(ngx_conf_t *cf, const char *what,
     freeaddrinfo(res);
 
     if (h->n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "crm: database.%s: host \"%s\" has no address",
-                           what, name);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "crm: database.%s: host \"%s\" has no address",
+                      what, name);
         return NGX_ERROR;
     }
 

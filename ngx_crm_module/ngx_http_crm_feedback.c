@@ -401,7 +401,7 @@ ngx_http_crm_feedback_ticket(ngx_http_request_t *r, ngx_http_crm_ctx_t *ctx,
             != 0)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "crm: HMAC() failed: no ticket");
+                          "crm: the ticket's HMAC failed: no ticket");
             return;
         }
 

@@ -68,11 +68,7 @@ ngx_http_crm_identity_filter_init(void)
 }
 
 
-/*
- * identity.secret_file, relative to the nginx prefix.  A file that is not
- * there leaves the module without cookies, and says so; a file with a bad
- * key fails the configuration.
- */
+/* the keys' HMAC states, with the configuration's pool */
 
 static void
 ngx_http_crm_identity_keys_release(void *data)
@@ -80,6 +76,12 @@ ngx_http_crm_identity_keys_release(void *data)
     ngx_http_crm_keys_release(data);
 }
 
+
+/*
+ * identity.secret_file, relative to the nginx prefix.  A file that is not
+ * there leaves the module without cookies, and says so; a file with a bad
+ * key fails the configuration.
+ */
 
 ngx_int_t
 ngx_http_crm_identity_keys(ngx_conf_t *cf, ngx_http_crm_main_conf_t *crmcf)

@@ -26,8 +26,12 @@
  *
  * A query sent while every connection is busy waits in the pool's queue,
  * with a timer: its timeout covers the wait and the query together, so a
- * request never waits longer than database.timeout.  While the database is
- * known to be down nothing waits: ngx_http_crm_pg_send() declines at once.
+ * request never waits longer than database.timeout.  There are two queues:
+ * the urgent queries (a request waits for them: an order's decision) go
+ * first, and the background ones (spool batches, banner fills, periodic
+ * checks) never take the last connection up, so that a decision never
+ * waits behind a spool batch.  While the database is known to be down
+ * nothing waits: ngx_http_crm_pg_send() declines at once.
  */
 
 
@@ -45,6 +49,7 @@
 
 
 static void ngx_http_crm_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_http_crm_pg_dispatch_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_crm_pg_may_start(ngx_http_crm_pg_t *pg,
     ngx_http_crm_pg_query_t *q);
 static ngx_http_crm_pg_query_t *ngx_http_crm_pg_unqueue(
@@ -90,6 +95,11 @@ ngx_http_crm_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     ngx_queue_init(&pg->waiting);
 
     pg->log = cycle->log;
+
+    pg->dispatch.handler = ngx_http_crm_pg_dispatch_handler;
+    pg->dispatch.data = pg;
+    pg->dispatch.log = pg->log;
+
     pg->timeout = timeout;
     pg->connect_timeout = ngx_max(timeout * 4, NGX_HTTP_CRM_PG_CONNECT_MIN);
     pg->nconns = connections;
@@ -291,10 +301,18 @@ ngx_http_crm_pg_dispatch(ngx_http_crm_pg_t *pg)
 }
 
 
+static void
+ngx_http_crm_pg_dispatch_handler(ngx_event_t *ev)
+{
+    ngx_http_crm_pg_dispatch(ev->data);
+}
+
+
 /*
  * May q start now?  An urgent query may; a background one while, with it,
- * at least one connection is left to the urgent ones (in a pool of two or
- * more).
+ * at least one of the connections up is left to the urgent ones.  With
+ * one connection up (a pool of one, or the others down) the background
+ * shares it: held back, the spool would wait for as long as they are.
  */
 
 static ngx_uint_t
@@ -316,7 +334,7 @@ ngx_http_crm_pg_may_start(ngx_http_crm_pg_t *pg, ngx_http_crm_pg_query_t *q)
         }
     }
 
-    return n + 1 < pg->nconns;
+    return n + 1 < ngx_max(pg->up, 2);
 }
 
 
@@ -391,6 +409,10 @@ ngx_http_crm_pg_destroy(ngx_http_crm_pg_t *pg)
     }
 
     ngx_http_crm_pg_fail_waiting(pg);
+
+    if (pg->dispatch.posted) {
+        ngx_delete_posted_event(&pg->dispatch);
+    }
 
     for (i = 0; i < pg->nconns; i++) {
         pc = &pg->conns[i];

@@ -682,6 +682,18 @@ ngx_http_crm_pg_fail(ngx_http_crm_pg_conn_t *pc)
         q->handler(q, NULL);
     }
 
+    /*
+     * a background query held back for this connection's sake may go on
+     * one that is idle: looked at once this turn is over (a failure can
+     * come from inside the dispatch itself)
+     */
+
+    if (!pg->dispatch.posted
+        && (!ngx_queue_empty(&pg->urgent) || !ngx_queue_empty(&pg->waiting)))
+    {
+        ngx_post_event(&pg->dispatch, &ngx_posted_events);
+    }
+
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }

@@ -77,6 +77,7 @@ struct ngx_http_crm_pg_s {
     ngx_http_crm_pg_hooks_t      hooks;
     ngx_queue_t                  urgent;      /* queries waiting, first */
     ngx_queue_t                  waiting;     /* background ones */
+    ngx_event_t                  dispatch;    /* posted: idle ones may go */
 
     /* run on every new connection after the schema check */
     const char                  *on_connect;

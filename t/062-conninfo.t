@@ -37,6 +37,13 @@ isnt($rc, 0, 'nginx -t fails for a host name that does not resolve');
 like($out, qr/crm: database\.conninfo: host "no-such-host\.invalid" not found/,
      '... and says which, and where');
 
+($rc, $out) = nginx_t({ policy => policy("host=localhost,localhost port=$PG,$PG,$PG"
+                                         . " dbname=crm user=postgres"),
+                        config => $config });
+isnt($rc, 0, 'nginx -t fails for more ports than hosts');
+like($out, qr/crm: database\.conninfo: 2 hosts and 3 ports; expected one port, or one for each host/,
+     '... and says so');
+
 # --- localhost, looked up at start ------------------------------------------------
 
 ok(start_nginx({ policy => policy("host=localhost port=$PG dbname=crm user=postgres"),
