@@ -1,5 +1,5 @@
 -- wrk: orders from 1000 customers, each with its own order id: the run
--- (CRM_BENCH_RUN, set by bench/run.sh for every wrk it starts), the
+-- (CRM_BENCH_RUN, the time in ns bench/run.sh starts each wrk at), the
 -- thread and a sequence, so that no run repeats an earlier run's order
 -- and crm.decide_order() never takes its cheap repeat exit.  With
 -- CRM_BENCH_DELAY_MS set, every connection waits that long between

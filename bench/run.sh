@@ -254,17 +254,14 @@ wrk_rps() {
     [ "${3:-}" = note ] && args+=(-s "$ROOT/bench/note.lua")
     [ "${3:-}" = order ] && args+=(-s "$ROOT/bench/order.lua")
     [ "${3:-}" = cookie ] && args+=(-H "Cookie: $COOKIE")
-    RUN=$((RUN + 1))
-    CRM_BENCH_RUN="$RUN" $PIN_WRK wrk "${args[@]}" "http://127.0.0.1:$1$2" \
+    CRM_BENCH_RUN="$(date +%s%N)" $PIN_WRK wrk "${args[@]}" "http://127.0.0.1:$1$2" \
         | awk '/^Requests\/sec/ { print $2 }'
 }
-RUN=0
 
 # latency PORT PATH WHICH: p50 or p99 in ms of orders at a steady rate: 8
 # connections, each waiting 10 ms between requests (about 800 orders/s)
 latency() {
-    RUN=$((RUN + 1))
-    CRM_BENCH_RUN="$RUN" CRM_BENCH_DELAY_MS=10 $PIN_WRK wrk -t1 -c8 -d"${SECS}s" --latency \
+    CRM_BENCH_RUN="$(date +%s%N)" CRM_BENCH_DELAY_MS=10 $PIN_WRK wrk -t1 -c8 -d"${SECS}s" --latency \
         -s "$ROOT/bench/order.lua" "http://127.0.0.1:$1$2" \
         | awk -v which="$3" '
             function ms(v) {
@@ -433,7 +430,7 @@ row latency_p99 "<+1 ms" "order latency p99 at ~800/s (ms)" \
 # worker pointed at the live database; pgbench sends batches of the same
 # lines (bench/batch.sql)
 backlog() {
-    local i d="$DIR/backlog"
+    local d="$DIR/backlog"
     [ -d "$d" ] && return 0
     mkdir -p "$d"
     wrk_rps "$P_DOWN" /capture note >/dev/null

@@ -510,13 +510,7 @@ my $conf_b = CRM::Test::slurp("$dir/conf/nginx.conf");
 $conf_b =~ s{listen 127\.0\.0\.1:\d+}{listen 127.0.0.1:$PORT_B};
 $conf_b =~ s{crm_policy \S+;}{crm_policy $dir/b/conf/policy.yaml;};
 CRM::Test::spew("$dir/b/conf/nginx.conf", $conf_b);
-# node B's nginx, run as the harness runs nginx (valgrind, ASan's preload)
-sub nginx_b {
-    my %cmd = CRM::Test::nginx_cmd('-c', "$dir/b/conf/nginx.conf", @_);
-    $cmd{cmd}[ (grep { $cmd{cmd}[$_] eq '-p' } 0 .. $#{ $cmd{cmd} })[0] + 1 ]
-        = "$dir/b/";
-    return CRM::Test::run_cmd(%cmd);
-}
+sub nginx_b { return CRM::Test::nginx_in("$dir/b", @_) }
 my ($rc_b) = nginx_b();
 END { nginx_b('-s', 'stop') if $dir && -f "$dir/b/logs/nginx.pid" }
 is($rc_b, 0, 'a second nginx node on the same PostgreSQL');

@@ -135,15 +135,11 @@ CRM::Test::spew("$dir/html/s/page.html",
 ok(start_nginx({ policy => $policy, config => $config, workers => 2 }),
    'node A starts (two workers)');
 
-# nodes B and C: node A's files with their own port, spool and prefix, run
-# as the harness runs nginx (valgrind, ASan's preload)
+# nodes B and C: node A's files with their own port, spool and prefix
 my %PORT = (a => CRM::Test::server_port());
 sub node_cmd {
     my ($name, @args) = @_;
-    my %cmd = CRM::Test::nginx_cmd('-c', "$dir/$name/conf/nginx.conf", @args);
-    $cmd{cmd}[ (grep { $cmd{cmd}[$_] eq '-p' } 0 .. $#{ $cmd{cmd} })[0] + 1 ]
-        = "$dir/$name/";
-    return CRM::Test::run_cmd(%cmd);
+    return CRM::Test::nginx_in("$dir/$name", @args);
 }
 for my $name (qw(b c)) {
     $PORT{$name} = CRM::Test::free_port();

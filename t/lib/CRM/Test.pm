@@ -237,6 +237,10 @@ One assertion: the automatic log check on the log written since C<$offset>.
 
 =item C<free_port()>: a loopback port free now, e.g. for a second server
 
+=item C<nginx_in($prefix, @args)> -> ($rc, $out, $err): another nginx node
+with its own prefix (C<$prefix/conf/nginx.conf>, C<$prefix/logs/>), run as
+the harness runs nginx (valgrind, ASan); C<nginx_in($prefix, '-s', 'stop')>
+
 =item C<psql($sql)> -> output (C<-AtX>; dies on an SQL error)
 
 =item C<conninfo()>, C<pg_start()>, C<pg_stop()>, C<pg_port()>, C<apply_schema()>
@@ -550,9 +554,11 @@ sub conf_text {
 # ---------------------------------------------------------------------------
 # nginx processes
 
-sub nginx_cmd {
-    my (@args) = @_;
-    my @cmd = ($Nginx, '-p', servroot() . '/', @args);
+sub nginx_cmd { return nginx_cmd_at(servroot() . '/', @_) }
+
+sub nginx_cmd_at {
+    my ($prefix, @args) = @_;
+    my @cmd = ($Nginx, '-p', $prefix, @args);
     my %env;
     if ($Valgrind) {
         my $supp = "$Repo/t/valgrind.supp";
@@ -575,6 +581,14 @@ sub nginx_cmd {
                 (-f $supp ? (LSAN_OPTIONS => "suppressions=$supp") : ()));
     }
     return (cmd => \@cmd, env => \%env);
+}
+
+# another nginx node, with its own prefix (conf/nginx.conf and logs/ under
+# it), run as the harness runs nginx: valgrind, ASan's preload
+sub nginx_in {
+    my ($prefix, @args) = @_;
+    return run_cmd(nginx_cmd_at("$prefix/", '-c', "$prefix/conf/nginx.conf",
+                                @args));
 }
 
 sub alive {
